@@ -1,0 +1,72 @@
+# Set-up and entry points. `make run` and `make test` do everything on a fresh machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Public knobs (make run PORT=8001 LAYER=redis REDIS_URL=redis://...): the settings read CHAT_*.
+ifdef PORT
+export CHAT_PORT := $(PORT)
+endif
+ifdef LAYER
+export CHAT_LAYER := $(LAYER)
+endif
+ifdef REDIS_URL
+export CHAT_REDIS_URL := $(REDIS_URL)
+endif
+# cryptography warns on every import under 3.7; it says nothing actionable here.
+export PYTHONWARNINGS := ignore:Python 3.7 is no longer supported
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help venv os-deps run stop status test test-fast bench freeze clean
+
+help:
+	@echo "make run    - set up, then run the whole deployment on http://127.0.0.1:$${CHAT_PORT:-8000} (PORT=, LAYER=ipc|redis, REDIS_URL=)"
+	@echo "make test   - set up, then run the whole test suite"
+	@echo "make status - every program's state and each channel's depth"
+	@echo "make stop   - stop a deployment started from this checkout"
+	@echo "make bench  - benchmarks (results in BENCHMARKS.md)"
+
+# bin/find-python picks a CPython 3.6-3.9 (Django 1.11 does not import on 3.10+); PYTHON= overrides.
+$(STAMP): requirements.txt bin/setup-venv
+	@bin/setup-venv $(VENV)
+	@touch $@
+
+venv: $(STAMP)
+
+os-deps:
+	@bin/os-deps $(OS_PACKAGES)
+
+var/secret_key:
+	@mkdir -p var && umask 077 && $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
+
+run: OS_PACKAGES := nginx redis
+run: $(STAMP) os-deps var/secret_key
+	@export CHAT_SECRET_KEY="$${CHAT_SECRET_KEY:-$$(cat var/secret_key)}"; \
+	$(PY) manage.py migrate -v0 --noinput && \
+	$(PY) manage.py collectstatic -v0 --noinput && \
+	exec $(PY) manage.py serve
+
+stop: $(STAMP)
+	@$(VENV)/bin/supervisorctl -c supervisord.conf shutdown 2>/dev/null || echo "nothing is running from this checkout"
+
+status: $(STAMP) var/secret_key
+	@CHAT_SECRET_KEY="$${CHAT_SECRET_KEY:-$$(cat var/secret_key)}" $(PY) manage.py status
+
+test: OS_PACKAGES := nginx redis postgresql
+test: $(STAMP) os-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: OS_PACKAGES := nginx redis
+bench: $(STAMP) os-deps
+	@bin/bench
+
+freeze: $(STAMP)
+	@$(PY) -m pip freeze --exclude-editable | grep -v '^pkg.resources' > requirements.lock && \
+	echo "Wrote requirements.lock: compare with requirements.txt and copy the pins you mean"
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,84 @@
+"""Rooms and their messages; the room owns its group names so consumers never build them."""
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import F
+
+
+class Room(models.Model):
+    """A chat room; `last_seq` hands out the per-room message ids."""
+    slug = models.SlugField(unique=True, max_length=50)
+    name = models.CharField(max_length=100)
+    created = models.DateTimeField(auto_now_add=True)
+    last_seq = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def group(self):
+        """Every WebSocket in the room."""
+        return "room-%s" % self.slug
+
+    @property
+    def poll_group(self):
+        """Every long-poll request waiting for the room's next message."""
+        return "poll-%s" % self.slug
+
+    def get_absolute_url(self):
+        return "/rooms/%s/" % self.slug
+
+
+class MessageQuerySet(models.QuerySet):
+    def after(self, seq):
+        return self.filter(seq__gt=seq).order_by("seq")
+
+
+class Message(models.Model):
+    """A stored chat message; (user, client_id) makes a resend idempotent."""
+    room = models.ForeignKey(Room, related_name="messages", on_delete=models.CASCADE)
+    seq = models.PositiveIntegerField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="+", on_delete=models.CASCADE)
+    client_id = models.CharField(max_length=64)
+    text = models.TextField()
+    created = models.DateTimeField(auto_now_add=True)
+    # Filled in later by the background pool.
+    spam_score = models.FloatField(null=True, blank=True)
+    moderated_by = models.CharField(max_length=64, blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("room", "seq")
+        unique_together = (("room", "seq"), ("user", "client_id"))
+
+    @classmethod
+    def post(cls, room, user, client_id, text):
+        """Store a message once; returns (message, created). A resend returns the stored one."""
+        existing = cls.objects.filter(user=user, client_id=client_id).first()
+        if existing is not None:
+            return existing, False
+        try:
+            with transaction.atomic():
+                # The UPDATE takes the room's write lock: ids are handed out in commit order, no gaps.
+                Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + 1)
+                seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+                message = cls.objects.create(
+                    room=room, seq=seq, user=user, client_id=client_id, text=text)
+        except IntegrityError:
+            # The same resend raced us through another worker: its row is the one.
+            return cls.objects.get(user=user, client_id=client_id), False
+        return message, True
+
+    def as_frame(self):
+        return {
+            "type": "message",
+            "id": self.seq,
+            "room": self.room.slug,
+            "user": self.user.get_username(),
+            "text": self.text,
+            "ts": self.created.isoformat(),
+            "client_id": self.client_id,
+        }

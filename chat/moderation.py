@@ -1,0 +1,38 @@
+"""Spam scoring of stored messages: slow work for the background pool, off the realtime path."""
+import logging
+import os
+import re
+
+from django.conf import settings
+
+from .models import Message
+
+logger = logging.getLogger(__name__)
+
+LINK = re.compile(r"https?://\S+", re.IGNORECASE)
+REPEAT = re.compile(r"(.)\1{7,}")
+SPAM_WORDS = ("free money", "click here", "buy now", "winner", "crypto giveaway")
+
+
+def spam_score(text):
+    """0 (clean) to 1 (certainly spam) from links, shouting, repetition and known phrases."""
+    lowered = text.lower()
+    letters = [c for c in text if c.isalpha()]
+    shouting = sum(c.isupper() for c in letters) / len(letters) if len(letters) >= 12 else 0.0
+    score = (0.25 * min(len(LINK.findall(text)), 3)
+             + 0.3 * shouting
+             + (0.3 if REPEAT.search(text) else 0.0)
+             + 0.4 * sum(word in lowered for word in SPAM_WORDS))
+    return round(min(score, 1.0), 3)
+
+
+def moderate(message):
+    """Consumer of background.moderate: score one message and record which pool did it."""
+    stored = Message.objects.filter(pk=message.content["message_id"]).first()
+    if stored is None:
+        return
+    score = spam_score(stored.text)
+    Message.objects.filter(pk=stored.pk).update(
+        spam_score=score, moderated_by="%s:%d" % (settings.POOL, os.getpid()))
+    if score >= 0.8:
+        logger.warning("Message %d in %s scored %.2f as spam", stored.pk, stored.room.slug, score)

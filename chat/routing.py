@@ -1,0 +1,19 @@
+"""The chat app's channel routes; the project mounts them under /ws and /poll."""
+from channels.routing import route
+
+from . import consumers, moderation, poll
+
+websocket_routing = [
+    route("websocket.connect", consumers.ws_connect, path=r"^/rooms/(?P<slug>[-\w]+)/$"),
+    route("websocket.receive", consumers.ws_receive, path=r"^/rooms/(?P<slug>[-\w]+)/$"),
+    route("websocket.disconnect", consumers.ws_disconnect, path=r"^/rooms/(?P<slug>[-\w]+)/$"),
+]
+
+poll_routing = [
+    route("http.request", poll.poll_request, path=r"^/rooms/(?P<slug>[-\w]+)/$"),
+]
+
+# Channels that are not tied to a client: the background pool takes background.*.
+channel_routing = [
+    route(consumers.MODERATION_CHANNEL, moderation.moderate),
+]

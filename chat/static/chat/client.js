@@ -1,0 +1,1 @@
+/* chat client: written with the chat issue */

@@ -1,0 +1,66 @@
+"""Plain pages served by gunicorn: rooms, accounts and message history."""
+import json
+
+from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import UserCreationForm
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from .forms import RoomForm
+from .models import Message, Room
+from .poll import parse_after
+
+
+@require_GET
+def room_list(request):
+    return render(request, "chat/room_list.html", {"rooms": Room.objects.all(), "form": RoomForm()})
+
+
+@login_required
+@require_POST
+def room_create(request):
+    form = RoomForm(request.POST)
+    if not form.is_valid():
+        return render(request, "chat/room_list.html",
+                      {"rooms": Room.objects.all(), "form": form}, status=400)
+    room = Room.objects.create(slug=form.cleaned_data["slug"], name=form.cleaned_data["name"])
+    return redirect(room)
+
+
+@login_required
+@require_GET
+def room_detail(request, slug):
+    room = get_object_or_404(Room, slug=slug)
+    history = list(room.messages.select_related("user", "room").order_by("-seq")[:50])[::-1]
+    return render(request, "chat/room.html", {
+        "room": room,
+        # Escaped so message text can never close the <script> element it sits in.
+        "history_json": json.dumps([m.as_frame() for m in history]).replace("<", "\\u003c")
+        .replace(">", "\\u003e").replace("&", "\\u0026"),
+        "max_length": settings.CHAT_MESSAGE_MAX_LENGTH,
+    })
+
+
+@login_required
+@require_GET
+def room_messages(request, slug):
+    """Messages after ?after=<id>, oldest first: how clients catch up."""
+    room = get_object_or_404(Room, slug=slug)
+    after = parse_after(request.GET.get("after"))
+    if after is None:
+        return JsonResponse({"type": "error", "code": "invalid_after",
+                             "detail": "after must be a non-negative integer"}, status=400)
+    messages = Message.objects.after(after).filter(room=room).select_related("user", "room")[:1000]
+    return JsonResponse([m.as_frame() for m in messages], safe=False)
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request):
+    form = UserCreationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        login(request, form.save())
+        return redirect("/")
+    return render(request, "registration/signup.html", {"form": form}, status=400 if form.errors else 200)

@@ -1,0 +1,100 @@
+"""Typed readers for the CHAT_* environment variables that drive the settings."""
+import os
+from urllib.parse import unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+PREFIX = "CHAT_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def raw(name, default=None):
+    return os.environ.get(PREFIX + name, default)
+
+
+def string(name, default=None):
+    value = raw(name)
+    return default if value is None or value == "" else value
+
+
+def boolean(name, default=False):
+    value = raw(name)
+    if value is None:
+        return default
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        "%s%s=%r is not a boolean; use 1/0, true/false, yes/no or on/off" % (PREFIX, name, value))
+
+
+def integer(name, default, minimum=None, maximum=None):
+    value = raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured("%s%s=%r is not a whole number" % (PREFIX, name, value))
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise ImproperlyConfigured("%s%s=%d is out of range [%s, %s]" % (
+            PREFIX, name, number, minimum, "" if maximum is None else maximum))
+    return number
+
+
+def strings(name, default=()):
+    """A comma-separated list; blanks are dropped."""
+    value = raw(name)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def choice(name, choices, default):
+    value = string(name, default).lower()
+    if value not in choices:
+        raise ImproperlyConfigured("%s%s=%r is not one of: %s" % (
+            PREFIX, name, value, ", ".join(choices)))
+    return value
+
+
+def database(url):
+    """DATABASES['default'] from a sqlite:///path or postgres://user:pass@host:port/name URL."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy spells them
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if not path:
+            raise ImproperlyConfigured("%sDATABASE_URL=%r names no file" % (PREFIX, url))
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
+    if parts.scheme in ("postgres", "postgresql"):
+        name = parts.path.lstrip("/")
+        if not name:
+            raise ImproperlyConfigured("%sDATABASE_URL=%r names no database" % (PREFIX, url))
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(name),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            # an empty host means the local unix socket; ?host=/dir picks its directory
+            "HOST": unquote(parts.hostname or _query(parts.query).get("host", "")),
+            "PORT": str(parts.port or ""),
+        }
+    raise ImproperlyConfigured(
+        "%sDATABASE_URL=%r: use sqlite:///path.db or postgres://user:pass@host:port/name" % (PREFIX, url))
+
+
+def redis_urls(name):
+    urls = strings(name)
+    for url in urls:
+        if urlsplit(url).scheme not in ("redis", "rediss"):
+            raise ImproperlyConfigured(
+                "%s%s: %r is not a redis:// URL (give one, or several separated by commas)" % (
+                    PREFIX, name, url))
+    return urls
+
+
+def _query(query):
+    return dict(pair.split("=", 1) for pair in query.split("&") if "=" in pair)

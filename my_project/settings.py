@@ -1,0 +1,158 @@
+"""The one settings module: every daphne, worker and gunicorn process reads it from CHAT_* variables."""
+import hashlib
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+from . import env
+
+BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Runtime state (database, sockets, logs, static files) of one deployment; tests give each its own.
+VAR_DIR = os.path.abspath(env.string("VAR_DIR", os.path.join(BASE_DIR, "var")))
+
+DEBUG = env.boolean("DEBUG", False)
+SECRET_KEY = env.string("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "CHAT_SECRET_KEY is required when CHAT_DEBUG is off (`make run` generates one in var/secret_key)")
+    SECRET_KEY = "insecure-development-key"
+ALLOWED_HOSTS = env.strings("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+
+# Which process this is, for logs, health counters and the routing proofs in the tests.
+POOL = env.string("POOL", "web")
+RELEASE = env.string("RELEASE", "dev")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "chat",
+    "ops",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "ops.middleware.served_by",
+]
+
+ROOT_URLCONF = "my_project.urls"
+WSGI_APPLICATION = "my_project.wsgi.application"
+
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "DIRS": [],
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.debug",
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+
+DATABASES = {"default": env.database(
+    env.string("DATABASE_URL", "sqlite:///" + os.path.join(VAR_DIR, "db.sqlite3")))}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Several worker processes write at once: wait for the lock instead of failing (WAL is set per
+    # connection in ops.apps).
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+    os.makedirs(os.path.dirname(os.path.abspath(DATABASES["default"]["NAME"])), exist_ok=True)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_L10N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = os.path.join(VAR_DIR, "static")
+
+# Behind nginx: trust its X-Forwarded-Proto, and mark cookies secure when served over HTTPS.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.boolean("HTTPS", False)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_BROWSER_XSS_FILTER = True
+
+# ---- Channel layer -------------------------------------------------------------------------
+LAYER = env.choice("LAYER", ("ipc", "redis"), "ipc")
+LAYER_EXPIRY = env.integer("LAYER_EXPIRY", 60, minimum=1)
+LAYER_CAPACITY = env.integer("LAYER_CAPACITY", 100, minimum=1)
+# All sockets of one daphne share one reply list (daphne.response.<server>!), and group sends drop
+# silently when a member's list is full: size it for every socket of a daphne times a burst.
+RESPONSE_CAPACITY = env.integer("RESPONSE_CAPACITY", 5000, minimum=1)
+_capacity = {"daphne.response*": RESPONSE_CAPACITY, "http.response*": RESPONSE_CAPACITY}
+
+if LAYER == "ipc":
+    _layer = {
+        "BACKEND": "asgi_ipc.IPCChannelLayer",
+        "CONFIG": {
+            # Shared memory names are global to the machine: one prefix per deployment (var dir).
+            "prefix": env.string(
+                "IPC_PREFIX", "chat-" + hashlib.sha1(VAR_DIR.encode()).hexdigest()[:10]),
+            "expiry": LAYER_EXPIRY,
+            "capacity": LAYER_CAPACITY,
+            "channel_capacity": _capacity,
+        },
+    }
+else:
+    # Without a URL, `manage.py serve` runs a redis-server of its own and sets CHAT_REDIS_URL for it.
+    REDIS_URLS = env.redis_urls("REDIS_URL") or ["redis://127.0.0.1:6379/0"]
+    _layer = {
+        "BACKEND": "asgi_redis.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": REDIS_URLS,  # several = sharded by channel name
+            "prefix": env.string("REDIS_PREFIX", "chat:"),
+            "expiry": LAYER_EXPIRY,
+            "capacity": LAYER_CAPACITY,
+            "channel_capacity": _capacity,
+        },
+    }
+    if env.strings("LAYER_ENCRYPTION_KEYS"):
+        _layer["CONFIG"]["symmetric_encryption_keys"] = env.strings("LAYER_ENCRYPTION_KEYS")
+_layer["ROUTING"] = "my_project.routing.channel_routing"
+CHANNEL_LAYERS = {"default": _layer}
+
+# ---- Processes (read by `manage.py serve`, which renders supervisord's and nginx's settings) -----
+PORT = env.integer("PORT", 8000, minimum=1, maximum=65535)
+DAPHNE_PROCS = env.integer("DAPHNE_PROCS", 2, minimum=1, maximum=16)
+WORKERS_REALTIME = env.integer("WORKERS_REALTIME", 2, minimum=1, maximum=64)
+WORKERS_BACKGROUND = env.integer("WORKERS_BACKGROUND", 1, minimum=1, maximum=64)
+WORKERS_DEFAULT = env.integer("WORKERS_DEFAULT", 1, minimum=1, maximum=64)
+GUNICORN_WORKERS = env.integer("GUNICORN_WORKERS", 2, minimum=1, maximum=64)
+# How long daphne waits for a worker's answer to an HTTP request before it answers 503.
+HTTP_TIMEOUT = env.integer("HTTP_TIMEOUT", 60, minimum=30)
+
+# ---- Chat ----------------------------------------------------------------------------------
+CHAT_MESSAGE_MAX_LENGTH = env.integer("MESSAGE_MAX_LENGTH", 2000, minimum=1)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {
+        "format": "%(asctime)s " + POOL + "[%(process)d] %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

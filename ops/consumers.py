@@ -1,0 +1,29 @@
+"""Diagnostic consumers: a raw layer echo and a probe that names the pool that ran it."""
+import json
+import os
+
+from django.conf import settings
+
+
+def identity():
+    return {"pool": settings.POOL, "pid": os.getpid(), "release": settings.RELEASE}
+
+
+def echo_connect(message):
+    message.reply_channel.send({"accept": True})
+
+
+def echo_receive(message):
+    """Send the frame straight back: the layer round trip without a database ("whoami" names the pool)."""
+    text = message.content.get("text")
+    if text == "whoami":
+        message.reply_channel.send({"text": json.dumps(identity())})
+    elif text is not None:
+        message.reply_channel.send({"text": text})
+    else:
+        message.reply_channel.send({"bytes": message.content.get("bytes") or b""})
+
+
+def probe(message):
+    """Answer {pool, pid, release} on the message's reply channel."""
+    message.reply_channel.send(identity())

@@ -1,0 +1,61 @@
+"""`manage.py serve`: check, start the whole deployment under supervisord, stop it all on a signal."""
+import signal
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from ops.deployment import Deployment, DeploymentError, _die_with_parent
+
+
+class Command(BaseCommand):
+    help = "Run nginx, daphne, the worker pools and gunicorn under supervisord until interrupted."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--timeout", type=int, default=90, help="seconds to wait for start-up")
+
+    def handle(self, *args, **options):
+        # make forwards SIGTERM but not SIGINT to its children; this covers make dying either way.
+        _die_with_parent()
+        stopping = []
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, lambda *_: stopping.append(True))
+        deployment = Deployment()
+        try:
+            env = deployment.environment()
+            deployment.preflight(env)
+            deployment.prepare(env)
+            deployment.start(env)
+            self.wait(deployment, options["timeout"], stopping)
+            self.stdout.write(
+                "Chat is up: http://127.0.0.1:%d  (layer %s; %d daphne; workers %d realtime, %d background, "
+                "%d default; logs in %s). Ctrl-C stops it all." % (
+                    settings.PORT, settings.LAYER, settings.DAPHNE_PROCS, settings.WORKERS_REALTIME,
+                    settings.WORKERS_BACKGROUND, settings.WORKERS_DEFAULT, deployment.log_dir))
+            self.stdout.flush()
+            while not stopping and deployment.process.poll() is None:
+                time.sleep(0.2)
+            if deployment.process.poll() is not None and not stopping:
+                raise DeploymentError("supervisord exited unexpectedly: see %s" % deployment.log_dir)
+        except DeploymentError as exc:
+            raise SystemExit("error: %s" % exc)
+        finally:
+            if deployment.process is not None:  # never touch a deployment this command did not start
+                self.stdout.write("Stopping every process of the deployment...")
+                deployment.stop()
+                self.stdout.write("Stopped.")
+
+    def wait(self, deployment, timeout, stopping):
+        """wait_ready, but a Ctrl-C during start-up stops at once."""
+        original = signal.getsignal(signal.SIGINT)
+
+        def interrupt(*_):
+            stopping.append(True)
+            raise DeploymentError("interrupted during start-up")
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, interrupt)
+        try:
+            deployment.wait_ready(timeout)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, original)

@@ -1,0 +1,22 @@
+"""Health endpoint for nginx, load balancers and the tests."""
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+
+@require_GET
+def healthz(request):
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        database = "ok"
+    except Exception as exc:  # any database failure is reported, not raised
+        database = "error: %s" % exc.__class__.__name__
+    status = 200 if database == "ok" else 503
+    return JsonResponse({
+        "status": "ok" if status == 200 else "degraded",
+        "database": database,
+        "layer": settings.LAYER,
+        "release": settings.RELEASE,
+    }, status=status)
