@@ -1,0 +1,196 @@
+"""The chat's WebSocket consumers, driven through channels.test with the in-memory layer."""
+import json
+
+import pytest
+from channels import Channel
+from channels.exceptions import DenyConnection
+from channels.test import ChannelTestCase, WSClient
+from django.contrib.auth.models import User
+
+from chat.models import Message, Room
+
+ROOM = "/ws/rooms/lobby/"
+ORIGIN = "http://127.0.0.1:8000"
+
+
+class ConsumerTestCase(ChannelTestCase):
+    def setUp(self):
+        self.alice = User.objects.create_user("alice", password="pw-alice-123")
+        self.client = self.connect(self.alice)
+
+    def connect(self, user, path=ROOM, origin=ORIGIN):
+        client = WSClient()
+        if user:
+            client.force_login(user)
+        # Headers as daphne sends them, a list of byte pairs: WSClient's own dict form is not what
+        # channels' origin validator reads.
+        headers = [[b"cookie", client.headers["cookie"]]]
+        if origin:
+            headers.append([b"origin", origin.encode()])
+        client.send_and_consume("websocket.connect", {"headers": headers}, path=path, check_accept=False)
+        return client
+
+    def say(self, client, frame, path=ROOM):
+        text = frame if isinstance(frame, str) else json.dumps(frame)
+        client.send_and_consume("websocket.receive", text=text, path=path)
+
+    def frames(self, client):
+        out = []
+        while True:
+            frame = client.receive()
+            if frame is None:
+                return out
+            out.append(frame)
+
+
+class ConnectTests(ConsumerTestCase):
+    def test_logged_in_user_is_accepted(self):
+        """A logged-in user with a same-site Origin is accepted into an existing room."""
+        self.assertEqual(self.client.receive(json=False), {"accept": True})
+
+    def test_anonymous_socket_is_refused(self):
+        """A socket without a session is closed at the handshake."""
+        client = self.connect(None)
+        self.assertEqual(client.receive(json=False), {"close": True})
+
+    def test_unknown_room_is_refused(self):
+        """A room that does not exist is refused at the handshake."""
+        client = self.connect(self.alice, path="/ws/rooms/nowhere/")
+        self.assertEqual(client.receive(json=False), {"close": True})
+
+    def test_foreign_origin_is_refused(self):
+        """channels' allowed_hosts_only denies an Origin outside ALLOWED_HOSTS."""
+        with pytest.raises(DenyConnection):
+            self.connect(self.alice, origin="http://evil.example")
+
+    def test_missing_origin_is_refused(self):
+        """No Origin header at all is denied too."""
+        with pytest.raises(DenyConnection):
+            self.connect(self.alice, origin=None)
+
+
+class MessageTests(ConsumerTestCase):
+    def setUp(self):
+        super(MessageTests, self).setUp()
+        self.client.receive(json=False)  # the accept
+
+    def test_message_is_stored_broadcast_and_acked(self):
+        """A message is stored, broadcast to the room with its id, and acked to the sender."""
+        self.say(self.client, {"type": "message", "text": "hello", "client_id": "c1"})
+        frames = self.frames(self.client)
+        stored = Message.objects.get()
+        self.assertEqual(stored.text, "hello")
+        broadcast = [f for f in frames if f["type"] == "message"]
+        self.assertEqual(len(broadcast), 1)
+        self.assertEqual(broadcast[0]["id"], stored.seq)
+        self.assertEqual(broadcast[0]["user"], "alice")
+        self.assertEqual(broadcast[0]["room"], "lobby")
+        self.assertIn({"type": "ack", "client_id": "c1", "id": stored.seq}, frames)
+
+    def test_resend_is_stored_once_with_the_same_ack(self):
+        """A resend of a client_id stores nothing new and gets the same ack."""
+        for _ in range(3):
+            self.say(self.client, {"type": "message", "text": "once", "client_id": "same"})
+        acks = [f for f in self.frames(self.client) if f["type"] == "ack"]
+        self.assertEqual(Message.objects.count(), 1)
+        self.assertEqual(len(acks), 3)
+        self.assertEqual(len({a["id"] for a in acks}), 1)
+
+    def test_ids_increase_per_room(self):
+        """Each room numbers its messages 1, 2, 3... in the order they were stored."""
+        Room.objects.create(slug="other", name="Other")
+        other = self.connect(self.alice, path="/ws/rooms/other/")
+        for n in range(3):
+            self.say(self.client, {"type": "message", "text": "l%d" % n, "client_id": "l%d" % n})
+            self.say(other, {"type": "message", "text": "o%d" % n, "client_id": "o%d" % n},
+                     path="/ws/rooms/other/")
+        for slug in ("lobby", "other"):
+            seqs = list(Message.objects.filter(room__slug=slug).values_list("seq", flat=True))
+            self.assertEqual(seqs, [1, 2, 3])
+
+    def test_new_message_goes_to_the_background_channel(self):
+        """Spam scoring is handed to background.moderate, not done on the realtime path."""
+        self.say(self.client, {"type": "message", "text": "hi", "client_id": "bg"})
+        queued = self.get_next_message("background.moderate", require=True)
+        self.assertEqual(queued.content["message_id"], Message.objects.get().pk)
+
+    def test_ping_gets_pong(self):
+        """A ping frame is answered with a pong."""
+        self.say(self.client, {"type": "ping"})
+        self.assertEqual(self.frames(self.client), [{"type": "pong"}])
+
+    def test_disconnect_leaves_the_group(self):
+        """After disconnect the socket no longer receives the room's broadcasts."""
+        bob = User.objects.create_user("bob", password="pw-bob-12345")
+        other = self.connect(bob)
+        other.receive(json=False)
+        self.client.send_and_consume("websocket.disconnect", path=ROOM)
+        self.say(other, {"type": "message", "text": "anyone?", "client_id": "b1"})
+        self.assertEqual(self.frames(self.client), [])
+
+
+class BadInputTests(ConsumerTestCase):
+    """Every bad frame gets an error frame with a stable code, nothing is stored, the socket stays."""
+
+    def setUp(self):
+        super(BadInputTests, self).setUp()
+        self.client.receive(json=False)
+
+    def assert_error(self, text, code):
+        self.say(self.client, text)
+        frames = self.frames(self.client)
+        self.assertEqual([f["type"] for f in frames], ["error"], frames)
+        self.assertEqual(frames[0]["code"], code)
+        self.assertTrue(frames[0]["detail"])
+        self.assertEqual(Message.objects.count(), 0)
+        # still usable
+        self.say(self.client, {"type": "ping"})
+        self.assertEqual(self.frames(self.client), [{"type": "pong"}])
+
+    def test_not_json(self):
+        """Text that is not JSON: invalid_json."""
+        self.assert_error("hello there", "invalid_json")
+
+    def test_not_an_object(self):
+        """A JSON array or number: not_an_object."""
+        self.assert_error("[1, 2]", "not_an_object")
+        self.assert_error("42", "not_an_object")
+
+    def test_unknown_type(self):
+        """An unknown or missing type: unknown_type."""
+        self.assert_error({"type": "shout", "text": "x"}, "unknown_type")
+        self.assert_error({"text": "x"}, "unknown_type")
+
+    def test_missing_empty_or_non_string_text(self):
+        """text missing, blank or not a string: invalid_text."""
+        for frame in ({"type": "message", "client_id": "a"},
+                      {"type": "message", "text": "   ", "client_id": "a"},
+                      {"type": "message", "text": 5, "client_id": "a"},
+                      {"type": "message", "text": ["x"], "client_id": "a"}):
+            self.assert_error(frame, "invalid_text")
+
+    def test_text_over_the_limit(self):
+        """text longer than CHAT_MESSAGE_MAX_LENGTH: text_too_long."""
+        self.assert_error({"type": "message", "text": "x" * 2001, "client_id": "a"}, "text_too_long")
+
+    def test_bad_client_id(self):
+        """client_id missing, empty, not a string or too long: invalid_client_id."""
+        for client_id in (None, "", 7, "x" * 65):
+            frame = {"type": "message", "text": "hi"}
+            if client_id is not None:
+                frame["client_id"] = client_id
+            self.assert_error(frame, "invalid_client_id")
+
+    def test_oversize_frame(self):
+        """A frame over 16 KiB is refused before parsing: frame_too_large."""
+        self.assert_error(json.dumps({"type": "message", "text": "x" * 17000, "client_id": "a"}),
+                          "frame_too_large")
+
+    def test_deeply_nested_json(self):
+        """Deep nesting is refused before json.loads can recurse: too_deep."""
+        self.assert_error("[" * 5000 + "]" * 5000, "too_deep")
+
+    def test_binary_frame(self):
+        """A binary frame: binary_frame."""
+        self.client.send_and_consume("websocket.receive", {"bytes": b"\x00\x01"}, path=ROOM)
+        self.assertEqual(self.frames(self.client)[0]["code"], "binary_frame")

@@ -1,0 +1,27 @@
+"""The background pool's spam scoring."""
+from channels.test import ChannelTestCase, Client
+from django.contrib.auth.models import User
+
+from chat.models import Message, Room
+from chat.moderation import spam_score
+
+
+def test_clean_text_scores_zero():
+    """Ordinary chat scores 0."""
+    assert spam_score("see you at lunch?") == 0.0
+
+
+def test_spam_scores_high():
+    """Links, shouting and known phrases push the score to the top."""
+    assert spam_score("CLICK HERE FREE MONEY http://a.example http://b.example") >= 0.8
+
+
+class ModerateConsumerTests(ChannelTestCase):
+    def test_consumer_records_score_and_pool(self):
+        """background.moderate stores the score and which pool and process scored it."""
+        user = User.objects.create_user("carol", password="pw-carol-123")
+        message, _ = Message.post(Room.objects.get(slug="lobby"), user, "m1", "buy now!!!")
+        Client().send_and_consume("background.moderate", {"message_id": message.pk})
+        message.refresh_from_db()
+        assert message.spam_score > 0
+        assert message.moderated_by.startswith("web:")  # the unit tests run as the "web" pool
