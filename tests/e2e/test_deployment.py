@@ -1,0 +1,159 @@
+"""The split deployment end to end: nginx routes by path to gunicorn, daphne and the worker pools."""
+import json
+import os
+import signal
+
+import pytest
+
+from .client import Browser, receive_until
+from .servers import wait_for
+
+
+def test_plain_page_served_by_gunicorn(site):
+    """/ is rendered by gunicorn (the web pool), not by daphne."""
+    resp = Browser(site.url).get("/")
+    assert resp.status == 200
+    assert resp.headers["X-Served-By"].startswith("web/")
+    assert "Lobby" in resp.text
+
+
+def test_static_files_come_from_disk(site):
+    """/static/ is served by nginx from the collected files, no Python involved."""
+    resp = Browser(site.url).get("/static/chat/chat.css")
+    assert resp.status == 200
+    assert "X-Served-By" not in resp.headers
+
+
+def test_healthz(site):
+    """/healthz answers 200 with JSON naming the layer."""
+    resp = Browser(site.url).get("/healthz")
+    assert resp.status == 200
+    assert resp.json()["layer"] == site.env["CHAT_LAYER"]
+
+
+def test_nginx_hides_its_version(site):
+    """server_tokens off: no nginx version in the Server header."""
+    assert Browser(site.url).get("/healthz").headers["Server"] == "nginx"
+
+
+def test_websocket_reaches_the_realtime_pool(site):
+    """A WebSocket under /ws/ goes through daphne and is consumed by a realtime worker."""
+    ws = Browser(site.url).websocket("/ws/echo/")
+    try:
+        ws.send("whoami")
+        assert json.loads(ws.recv())["pool"] == "realtime"
+        ws.send("plain echo")
+        assert ws.recv() == "plain echo"
+    finally:
+        ws.close()
+
+
+def test_poll_reaches_the_realtime_pool(site, user):
+    """An HTTP request under /poll/ goes through daphne and is answered by a realtime worker."""
+    resp = user.get("/poll/rooms/lobby/?after=0")
+    assert resp.status == 200, resp.text
+    assert resp.headers["X-Served-By"].startswith("realtime/")
+    assert isinstance(resp.json(), list)
+
+
+def test_chat_message_round_trip(site, user):
+    """A logged-in user's message is acked and broadcast back over the room socket."""
+    ws = user.websocket("/ws/rooms/lobby/")
+    try:
+        ws.send(json.dumps({"type": "message", "text": "hello e2e", "client_id": "rt-1"}))
+        ack, _ = receive_until(ws, lambda f: f["type"] == "ack")
+        assert ack["client_id"] == "rt-1" and ack["id"] >= 1
+    finally:
+        ws.close()
+    history = user.get("/rooms/lobby/messages?after=%d" % (ack["id"] - 1)).json()
+    assert history[0]["text"] == "hello e2e"
+
+
+def test_background_work_runs_only_in_the_background_pool(site, user):
+    """background.* is consumed by the background pool only: the moderation consumer records its
+    pool, and every probe on background.probe (and none on diag.probe) is answered by it."""
+    ws = user.websocket("/ws/rooms/lobby/")
+    try:
+        ws.send(json.dumps({"type": "message", "text": "BUY NOW!!!", "client_id": "bg-1"}))
+        ack, _ = receive_until(ws, lambda f: f["type"] == "ack")
+    finally:
+        ws.close()
+    code = ("from chat.models import Message; "
+            "print(Message.objects.get(room__slug='lobby', seq=%d).moderated_by)" % ack["id"])
+    wait_for(lambda: site.shell(code) != "", 20, "the message to be moderated")
+    assert site.shell(code).startswith("background:")
+    for channel, pool in (("background.probe", "background"), ("diag.probe", "default")):
+        for _ in range(3):
+            result = site.manage("probe", channel)
+            assert result.returncode == 0, result.stderr
+            assert json.loads(result.stdout)["pool"] == pool
+
+
+def test_websockets_survive_stopping_gunicorn(site):
+    """With gunicorn stopped, pages fail (502) but WebSockets keep working through daphne."""
+    ws = Browser(site.url).websocket("/ws/echo/")
+    supervisor = site.supervisor()
+    supervisor.stopProcess("gunicorn:gunicorn")
+    try:
+        assert Browser(site.url).get("/").status == 502
+        ws.send("still here")
+        assert ws.recv() == "still here"
+        fresh = Browser(site.url).websocket("/ws/echo/")
+        fresh.send("new socket")
+        assert fresh.recv() == "new socket"
+        fresh.close()
+    finally:
+        supervisor.startProcess("gunicorn:gunicorn")
+        ws.close()
+    wait_for(site.healthy, 20, "gunicorn back")
+
+
+def test_pages_survive_stopping_the_workers(site):
+    """With every worker pool stopped, gunicorn still serves plain pages."""
+    supervisor = site.supervisor()
+    pools = ("realtime", "background", "default")
+    for pool in pools:
+        supervisor.stopProcessGroup(pool)
+    try:
+        resp = Browser(site.url).get("/")
+        assert resp.status == 200 and resp.headers["X-Served-By"].startswith("web/")
+    finally:
+        for pool in pools:
+            supervisor.startProcessGroup(pool)
+
+
+def test_sigterm_to_a_worker_brings_a_new_one(site):
+    """A worker that gets SIGTERM exits cleanly and supervisord starts a new one."""
+    name = "realtime:workers-realtime_00"
+    old = site.wait_running(name)["pid"]
+    os.kill(old, signal.SIGTERM)
+    wait_for(lambda: site.supervisor().getProcessInfo(name)["pid"] not in (0, old), 30, "a new worker")
+    new = site.wait_running(name)
+    assert new["pid"] != old
+    ws = Browser(site.url).websocket("/ws/echo/")
+    ws.send("after restart")
+    assert ws.recv() == "after restart"
+    ws.close()
+
+
+def test_one_daphne_down_keeps_the_site_up(site):
+    """With one daphne stopped, nginx sends new sockets and polls to the other."""
+    supervisor = site.supervisor()
+    supervisor.stopProcess("daphne:daphne_00")
+    try:
+        for _ in range(4):
+            ws = Browser(site.url).websocket("/ws/echo/")
+            ws.send("x")
+            assert ws.recv() == "x"
+            ws.close()
+    finally:
+        supervisor.startProcess("daphne:daphne_00")
+
+
+def test_every_program_runs(site):
+    """Every configured program is RUNNING (redis only where supervisord runs it)."""
+    states = {i["group"] + ":" + i["name"]: i["statename"] for i in site.processes()}
+    expected_redis = "RUNNING" if site.layout == "redis" else "STOPPED"
+    assert states.pop("redis:redis") == expected_redis
+    assert set(states.values()) == {"RUNNING"}, states
+    assert len([n for n in states if n.startswith("daphne:")]) == 2
