@@ -44,6 +44,19 @@ def integer(name, default, minimum=None, maximum=None):
     return number
 
 
+def number(name, default, minimum=None):
+    value = raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        result = float(value)
+    except ValueError:
+        raise ImproperlyConfigured("%s%s=%r is not a number" % (PREFIX, name, value))
+    if minimum is not None and result < minimum:
+        raise ImproperlyConfigured("%s%s=%s is below %s" % (PREFIX, name, value, minimum))
+    return result
+
+
 def strings(name, default=()):
     """A comma-separated list; blanks are dropped."""
     value = raw(name)

@@ -117,12 +117,22 @@ if LAYER == "ipc":
         },
     }
 else:
-    # Without a URL, `manage.py serve` runs a redis-server of its own and sets CHAT_REDIS_URL for it.
-    REDIS_URLS = env.redis_urls("REDIS_URL") or ["redis://127.0.0.1:6379/0"]
+    # Without a URL, `manage.py serve` runs a redis-server of its own on a free port, sets
+    # CHAT_REDIS_URL for its children and leaves the URL in LOCAL_REDIS_FILE for later commands.
+    LOCAL_REDIS_FILE = os.path.join(VAR_DIR, "run", "redis.url")
+    REDIS_URLS = env.redis_urls("REDIS_URL")
+    if not REDIS_URLS and os.path.exists(LOCAL_REDIS_FILE):
+        with open(LOCAL_REDIS_FILE) as local:
+            REDIS_URLS = [local.read().strip()]
+    REDIS_URLS = REDIS_URLS or ["redis://127.0.0.1:6379/0"]
     _layer = {
-        "BACKEND": "asgi_redis.RedisChannelLayer",
+        "BACKEND": "my_project.layers.RedisChannelLayer",
         "CONFIG": {
             "hosts": REDIS_URLS,  # several = sharded by channel name
+            # Seconds a receive blocks on one shard; short when there are several (see layers.py).
+            # Fractions need Redis >= 6.
+            "blpop_timeout": env.number(
+                "REDIS_BLPOP_TIMEOUT", 5 if len(REDIS_URLS) == 1 else 0.2, minimum=0.01),
             "prefix": env.string("REDIS_PREFIX", "chat:"),
             "expiry": LAYER_EXPIRY,
             "capacity": LAYER_CAPACITY,

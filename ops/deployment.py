@@ -161,6 +161,9 @@ class Deployment(object):
         for name in os.listdir(self.run_dir):
             os.unlink(os.path.join(self.run_dir, name))
         self.clean_layer()
+        if env["CHAT_REDIS_AUTOSTART"] == "true":
+            with open(settings.LOCAL_REDIS_FILE, "w") as local:
+                local.write(env["CHAT_REDIS_URL"])
         with open(os.path.join(self.base_dir, "nginx.conf")) as template:
             text = template.read()
         missing = sorted(set(_PLACEHOLDER.findall(text)) - set(env))

@@ -51,9 +51,14 @@ def site(request, redis_factory):
                "CHAT_DATABASE_URL": request.getfixturevalue("postgres").url}
     deployment = Site(**env)
     deployment.layout = request.param
+    failed_before = request.session.testsfailed
     try:
         yield deployment.start()
     finally:
+        if request.session.testsfailed > failed_before:
+            reporter = request.config.pluginmanager.getplugin("terminalreporter")
+            reporter.write_line("\nLogs of the %s deployment after a failure:\n%s" % (
+                request.param, deployment.log_tails()))
         deployment.close()
 
 

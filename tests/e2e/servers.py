@@ -204,6 +204,15 @@ class Site(object):
                 pass
         return alive
 
+    def log_tails(self, lines=15):
+        """The last lines of every log of this deployment, for the report of a failed run."""
+        out = []
+        for path in sorted(glob.glob(os.path.join(self.var_dir, "log", "*.log"))):
+            with open(path, errors="replace") as log:
+                tail = log.read().splitlines()[-lines:]
+            out.append("==> %s <==\n%s" % (os.path.basename(path), "\n".join(tail)))
+        return "\n".join(out)
+
     def close(self):
         """Stop everything, even after a failed test: SIGTERM to serve, then SIGKILL stragglers."""
         if self.process is not None and self.process.poll() is None:

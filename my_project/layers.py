@@ -1,0 +1,102 @@
+"""Channel layer classes the project configures: upstream ones, adjusted from outside."""
+import itertools
+import random
+import uuid
+
+import asgi_redis
+import redis
+
+
+class RedisChannelLayer(asgi_redis.RedisChannelLayer):
+    """asgi_redis where every channel lives on one shard, and a receive looks at all of them.
+
+    Upstream spreads a normal channel's messages round-robin over the shards and lets each receive
+    look at one shard only: with several Redis servers a message sits unseen while a worker polls or
+    blocks on another shard (up to its 5 s BLPOP, past daphne's 5 s WebSocket handshake limit), a
+    channel's capacity is multiplied by the number of shards, and FIFO order is lost. asgiref's
+    conformance suite fails on it. Here each channel is placed by a consistent hash of its name (as
+    upstream already does for process-local channels), a receive first sweeps every shard holding
+    one of its channels without blocking, and only then blocks on one of them for `blpop_timeout`
+    (a setting here; upstream has it as a fixed class attribute). With one server this is upstream's
+    behaviour. Subclassed rather than patched: the library stays as installed.
+    """
+
+    def __init__(self, blpop_timeout=None, **kwargs):
+        super(RedisChannelLayer, self).__init__(**kwargs)
+        if blpop_timeout is not None:
+            self.blpop_timeout = blpop_timeout
+        self._block_rotation = itertools.count()
+
+    def send(self, channel, message):
+        assert isinstance(message, dict), "message is not a dict"
+        assert self.valid_channel_name(channel), "Channel name not valid"
+        assert "__asgi_channel__" not in message
+        if "!" in channel:
+            message = dict(message.items())
+            message["__asgi_channel__"] = channel
+            channel = self.non_local_name(channel)
+        connection = self.connection(self.consistent_hash(channel))
+        try:
+            self.chansend(
+                keys=[self.prefix + uuid.uuid4().hex, self.prefix + channel],
+                args=[self.serialize(message), self.expiry, self.get_capacity(channel)],
+                client=connection,
+            )
+        except redis.exceptions.ResponseError as exc:
+            if exc.args[0] == "full":
+                self._incr_statistics_counter(self.STAT_CHANNEL_FULL, channel, connection)
+                raise self.ChannelFull()
+            raise
+        self._incr_statistics_counter(self.STAT_MESSAGES_COUNT, channel, connection)
+
+    def _receive_list_names(self, channels):
+        """{shard index: [list keys]} for the channels, each on the shard its name hashes to."""
+        if not channels:
+            return None
+        channels = list(channels)
+        assert all(self.valid_channel_name(c, receive=True) for c in channels), \
+            "One or more channel names invalid"
+        indexes = {}
+        for channel in channels:
+            indexes.setdefault(self.consistent_hash(channel), []).append(self.prefix + channel)
+        return indexes
+
+    def receive(self, channels, block=False):
+        indexes = self._receive_list_names(channels)
+        if indexes is None:
+            return None, None
+        shards = list(indexes.items())
+        random.shuffle(shards)
+        if not (block and len(shards) == 1):  # one shard and blocking: BLPOP returns at once anyway
+            for index, list_names in shards:
+                found = self._pop(index, list_names, block=False)
+                if found:
+                    return found
+        if block:
+            index, list_names = shards[next(self._block_rotation) % len(shards)]
+            found = self._pop(index, list_names, block=True)
+            if found:
+                return found
+        return None, None
+
+    def _pop(self, index, list_names, block):
+        """(channel, message) from one shard, skipping messages whose body expired; None if empty."""
+        connection = self.connection(index)
+        while True:
+            random.shuffle(list_names)
+            if block:
+                result = connection.blpop(list_names, timeout=self.blpop_timeout)
+            else:
+                result = self.lpopmany(keys=list_names, client=connection)
+            if not result or result[0] is None:
+                return None
+            content = connection.get(result[1])
+            connection.delete(result[1])
+            if content is None:
+                block = False  # that one expired: look again, without waiting
+                continue
+            channel = result[0][len(self.prefix):].decode("utf8")
+            message = self.deserialize(content)
+            if "__asgi_channel__" in message:
+                channel = message.pop("__asgi_channel__")
+            return channel, message
