@@ -4,21 +4,20 @@ import logging
 from channels import Channel, Group
 from channels.auth import channel_session_user, channel_session_user_from_http
 from channels.security.websockets import allowed_hosts_only
+from django.utils import timezone
 
-from . import protocol
+from . import poll, protocol, ratelimit
 from .exceptions import ClientError
-from .models import Message, Room
+from .models import Message, Presence, Room
+from .ordering import ordered
 
 logger = logging.getLogger(__name__)
 
 MODERATION_CHANNEL = "background.moderate"
 
 
-def _room(message):
-    return Room.objects.get(slug=message.channel_session["room"])
-
-
 @allowed_hosts_only
+@ordered
 @channel_session_user_from_http
 def ws_connect(message, slug):
     """Accept a logged-in user into an existing room; anything else is refused at the handshake."""
@@ -31,35 +30,60 @@ def ws_connect(message, slug):
     # Accept before joining the group: a broadcast must never overtake the handshake.
     message.reply_channel.send({"accept": True}, immediately=True)
     Group(room.group).add(message.reply_channel)
+    first = not Presence.live(room).filter(user=message.user).exists()
+    Presence.objects.update_or_create(
+        reply_channel=message.reply_channel.name, defaults={"room": room, "user": message.user})
+    if first:
+        _presence(room, "join", message.user)
 
 
+@ordered
 @channel_session_user
 def ws_receive(message, slug):
     """Handle one client frame; a bad one gets an error frame and the socket stays open."""
     try:
+        ratelimit.spend(message.channel_session)
         frame = protocol.parse(message.content.get("text"))
+        room = Room.objects.get(slug=message.channel_session["room"])
         if frame["type"] == "ping":
+            Presence.objects.filter(reply_channel=message.reply_channel.name).update(seen=timezone.now())
             message.reply_channel.send(protocol.encode({"type": "pong"}))
         else:
-            _post(message, frame)
+            _post(message, room, frame)
     except ClientError as error:
         message.reply_channel.send(protocol.encode(error.as_frame()))
 
 
-def _post(message, frame):
-    room = _room(message)
+def _post(message, room, frame):
     stored, created = Message.post(room, message.user, frame["client_id"], frame["text"])
     # A resend is broadcast again too: the first try may have died between storing and sending.
     # Clients drop ids they have seen, so members get it exactly once.
-    Group(room.group).send(protocol.encode(stored.as_frame()))
+    broadcast(room, stored)
     message.reply_channel.send(protocol.encode(
         {"type": "ack", "client_id": stored.client_id, "id": stored.seq}))
     if created:
         Channel(MODERATION_CHANNEL).send({"message_id": stored.pk})
 
 
+def broadcast(room, stored):
+    """A stored message to every socket in the room and every long-poll waiting for it."""
+    Group(room.group).send(protocol.encode(stored.as_frame()))
+    poll.release(room, stored)
+
+
 @channel_session_user
 def ws_disconnect(message, slug):
-    room_slug = message.channel_session.get("room")
-    if room_slug:
-        Group(Room(slug=room_slug).group).discard(message.reply_channel)
+    """Leave the room's group; announce the user left when this was their last socket there."""
+    room = Room.objects.filter(slug=message.channel_session.get("room")).first()
+    if room is None:
+        return
+    Group(room.group).discard(message.reply_channel)
+    Presence.objects.filter(reply_channel=message.reply_channel.name).delete()
+    if not Presence.live(room).filter(user=message.user).exists():
+        _presence(room, "leave", message.user)
+
+
+def _presence(room, event, user):
+    Group(room.group).send(protocol.encode({
+        "type": "presence", "event": event, "user": user.get_username(),
+        "online": Presence.online(room)}))

@@ -1,7 +1,10 @@
 """Rooms and their messages; the room owns its group names so consumers never build them."""
+import datetime
+
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import F
+from django.utils import timezone
 
 
 class Room(models.Model):
@@ -22,13 +25,30 @@ class Room(models.Model):
         """Every WebSocket in the room."""
         return "room-%s" % self.slug
 
-    @property
-    def poll_group(self):
-        """Every long-poll request waiting for the room's next message."""
-        return "poll-%s" % self.slug
+    def poll_group(self, after):
+        """Every long-poll request waiting for the message after id `after`."""
+        return "poll-%s-%d" % (self.slug, after)
 
     def get_absolute_url(self):
         return "/rooms/%s/" % self.slug
+
+
+class Presence(models.Model):
+    """One open socket of a user in a room; `seen` is refreshed by the client's pings."""
+    room = models.ForeignKey(Room, related_name="+", on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="+", on_delete=models.CASCADE)
+    reply_channel = models.CharField(max_length=200, unique=True)
+    seen = models.DateTimeField(auto_now=True, db_index=True)
+
+    @classmethod
+    def live(cls, room):
+        """Sockets of the room heard from recently; a crashed daphne's sockets age out."""
+        cutoff = timezone.now() - datetime.timedelta(seconds=settings.CHAT_PRESENCE_TTL)
+        return cls.objects.filter(room=room, seen__gte=cutoff)
+
+    @classmethod
+    def online(cls, room):
+        return sorted(set(cls.live(room).values_list("user__username", flat=True)))
 
 
 class MessageQuerySet(models.QuerySet):

@@ -1,8 +1,13 @@
-"""Long-poll over daphne: GET /poll/rooms/<slug>/?after=<id> (run by the realtime pool)."""
+"""Long-poll over daphne: GET /poll/rooms/<slug>/?after=<id> (run by the realtime pool).
+
+With nothing new, the request's reply channel waits in a group for the room's next message, so no
+worker is held; channels' delay server answers [] after CHAT_POLL_HOLD seconds if nothing came.
+"""
 import json
 import logging
 import os
 
+from channels import Channel, DEFAULT_CHANNEL_LAYER, Group, channel_layers
 from channels.auth import http_session_user
 from channels.handler import AsgiRequest
 from django.conf import settings
@@ -10,6 +15,8 @@ from django.conf import settings
 from .models import Message, Room
 
 logger = logging.getLogger(__name__)
+
+EXPIRE_CHANNEL = "chat.poll_expire"
 
 
 def response(status, body):
@@ -25,8 +32,12 @@ def response(status, body):
     }
 
 
+def error(status, code, detail):
+    return response(status, {"type": "error", "code": code, "detail": detail})
+
+
 def parse_after(value):
-    """The `after` query parameter: a non-negative integer, 0 when absent."""
+    """The `after` query parameter: a non-negative integer, 0 when absent; None when malformed."""
     try:
         after = int(value or 0)
     except ValueError:
@@ -34,22 +45,59 @@ def parse_after(value):
     return after if after >= 0 else None
 
 
+def _frames(room, after):
+    return [m.as_frame() for m in Message.objects.after(after).filter(room=room).select_related("user", "room")[:1000]]
+
+
 @http_session_user
 def poll_request(message, slug):
-    """Answer with the room's messages after `after`."""
+    """Answer with the room's messages after `after`, or hold the request until there are some."""
     if not message.user.is_authenticated:
-        message.reply_channel.send(response(403, {"type": "error", "code": "login_required",
-                                                 "detail": "log in first"}))
+        message.reply_channel.send(error(403, "login_required", "log in first"))
         return
     room = Room.objects.filter(slug=slug).first()
     if room is None:
-        message.reply_channel.send(response(404, {"type": "error", "code": "unknown_room",
-                                                 "detail": "no room %r" % slug}))
+        message.reply_channel.send(error(404, "unknown_room", "no room %r" % slug))
         return
     after = parse_after(AsgiRequest(message).GET.get("after"))
     if after is None:
-        message.reply_channel.send(response(400, {"type": "error", "code": "invalid_after",
-                                                 "detail": "after must be a non-negative integer"}))
+        message.reply_channel.send(error(400, "invalid_after", "after must be a non-negative integer"))
         return
-    frames = [m.as_frame() for m in Message.objects.after(after).filter(room=room).select_related("user", "room")]
-    message.reply_channel.send(response(200, frames))
+    frames = _frames(room, after)
+    if frames:
+        message.reply_channel.send(response(200, frames))
+        return
+    # Wait for the next id the room will hand out (a client claiming a later one gets that too).
+    waiting_for = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+    group = room.poll_group(waiting_for)
+    Group(group).add(message.reply_channel)
+    # A message stored between the query and the join went to the group before we were in it.
+    frames = _frames(room, after)
+    if frames:
+        Group(group).discard(message.reply_channel)
+        message.reply_channel.send(response(200, frames))
+        return
+    Channel("asgi.delay").send({
+        "channel": EXPIRE_CHANNEL,
+        "delay": settings.CHAT_POLL_HOLD * 1000,
+        "content": {"reply_channel": message.reply_channel.name, "group": group},
+    })
+
+
+def release(room, stored):
+    """Answer every long-poll waiting for `stored` and empty its group."""
+    group = room.poll_group(stored.seq - 1)
+    Group(group).send(response(200, [stored.as_frame()]), immediately=True)
+    layer = channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
+    # Not in the ASGI spec, but both asgi_ipc and asgi_redis have it: without it every message would
+    # leave a group behind until group_expiry.
+    for channel in list(getattr(layer, "group_channels", lambda group: [])(group)):
+        layer.group_discard(group, channel)
+
+
+def poll_expire(message):
+    """Consumer of chat.poll_expire (the default pool): nothing came in time, answer []."""
+    reply = message.content["reply_channel"]
+    Group(message.content["group"]).discard(reply)
+    # If the poll was answered already daphne no longer knows the channel and drops this.
+    Channel(reply).send(response(200, []))

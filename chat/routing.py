@@ -16,4 +16,5 @@ poll_routing = [
 # Channels that are not tied to a client: the background pool takes background.*.
 channel_routing = [
     route(consumers.MODERATION_CHANNEL, moderation.moderate),
+    route(poll.EXPIRE_CHANNEL, poll.poll_expire),
 ]

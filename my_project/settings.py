@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "channels.delay",  # `manage.py rundelay`: the timer behind long-poll time-outs
     "chat",
     "ops",
 ]
@@ -156,6 +157,13 @@ HTTP_TIMEOUT = env.integer("HTTP_TIMEOUT", 60, minimum=30)
 
 # ---- Chat ----------------------------------------------------------------------------------
 CHAT_MESSAGE_MAX_LENGTH = env.integer("MESSAGE_MAX_LENGTH", 2000, minimum=1)
+# Per-socket token bucket: a burst of RATE_BURST frames, refilled at RATE_PER_SECOND.
+CHAT_RATE_BURST = env.integer("RATE_BURST", 20, minimum=1)
+CHAT_RATE_PER_SECOND = env.number("RATE_PER_SECOND", 5.0, minimum=0.01)
+# A long-poll with nothing new is held this long (without a worker), then answered [].
+CHAT_POLL_HOLD = env.integer("POLL_HOLD", 25, minimum=1)
+# A socket not heard from (clients ping every 20 s) for this long no longer counts as online.
+CHAT_PRESENCE_TTL = env.integer("PRESENCE_TTL", 60, minimum=5)
 
 LOGGING = {
     "version": 1,
@@ -166,3 +174,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+if HTTP_TIMEOUT < CHAT_POLL_HOLD + 5:
+    raise ImproperlyConfigured(
+        "CHAT_HTTP_TIMEOUT=%d must be at least CHAT_POLL_HOLD + 5 (%d): daphne would answer a held "
+        "long-poll with 503 before the hold ends" % (HTTP_TIMEOUT, CHAT_POLL_HOLD + 5))

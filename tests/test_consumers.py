@@ -19,7 +19,7 @@ class ConsumerTestCase(ChannelTestCase):
         self.client = self.connect(self.alice)
 
     def connect(self, user, path=ROOM, origin=ORIGIN):
-        client = WSClient()
+        client = WSClient(ordered=True)
         if user:
             client.force_login(user)
         # Headers as daphne sends them, a list of byte pairs: WSClient's own dict form is not what
@@ -72,7 +72,7 @@ class ConnectTests(ConsumerTestCase):
 class MessageTests(ConsumerTestCase):
     def setUp(self):
         super(MessageTests, self).setUp()
-        self.client.receive(json=False)  # the accept
+        self.frames(self.client)  # the accept and alice's own join
 
     def test_message_is_stored_broadcast_and_acked(self):
         """A message is stored, broadcast to the room with its id, and acked to the sender."""
@@ -123,7 +123,8 @@ class MessageTests(ConsumerTestCase):
         """After disconnect the socket no longer receives the room's broadcasts."""
         bob = User.objects.create_user("bob", password="pw-bob-12345")
         other = self.connect(bob)
-        other.receive(json=False)
+        self.frames(other)
+        self.frames(self.client)
         self.client.send_and_consume("websocket.disconnect", path=ROOM)
         self.say(other, {"type": "message", "text": "anyone?", "client_id": "b1"})
         self.assertEqual(self.frames(self.client), [])
@@ -134,7 +135,7 @@ class BadInputTests(ConsumerTestCase):
 
     def setUp(self):
         super(BadInputTests, self).setUp()
-        self.client.receive(json=False)
+        self.frames(self.client)
 
     def assert_error(self, text, code):
         self.say(self.client, text)
@@ -194,3 +195,45 @@ class BadInputTests(ConsumerTestCase):
         """A binary frame: binary_frame."""
         self.client.send_and_consume("websocket.receive", {"bytes": b"\x00\x01"}, path=ROOM)
         self.assertEqual(self.frames(self.client)[0]["code"], "binary_frame")
+
+
+class PresenceTests(ConsumerTestCase):
+    def test_join_and_leave_are_announced_with_the_online_list(self):
+        """Others see a join and a leave, each with who is online now."""
+        self.frames(self.client)
+        bob = User.objects.create_user("bob", password="pw-bob-12345")
+        other = self.connect(bob)
+        joined = [f for f in self.frames(self.client) if f["type"] == "presence"]
+        self.assertEqual(joined, [{"type": "presence", "event": "join", "user": "bob",
+                                   "online": ["alice", "bob"]}])
+        other.send_and_consume("websocket.disconnect", path=ROOM)
+        left = [f for f in self.frames(self.client) if f["type"] == "presence"]
+        self.assertEqual(left, [{"type": "presence", "event": "leave", "user": "bob",
+                                 "online": ["alice"]}])
+
+    def test_second_socket_of_a_user_is_not_a_new_join(self):
+        """A user with two tabs joins once and leaves when the last tab closes."""
+        self.frames(self.client)
+        second = self.connect(self.alice)
+        self.assertEqual([f for f in self.frames(self.client) if f["type"] == "presence"], [])
+        second.send_and_consume("websocket.disconnect", path=ROOM)
+        self.assertEqual([f for f in self.frames(self.client) if f["type"] == "presence"], [])
+
+
+class FloodTests(ConsumerTestCase):
+    def test_flood_is_refused_and_the_socket_recovers(self):
+        """Past the per-socket burst, frames get rate_limited errors and store nothing; after a
+        pause the socket works again."""
+        self.frames(self.client)
+        for n in range(30):
+            self.say(self.client, {"type": "message", "text": "spam", "client_id": "f%d" % n})
+        frames = self.frames(self.client)
+        errors = [f for f in frames if f["type"] == "error"]
+        self.assertEqual({f["code"] for f in errors}, {"rate_limited"})
+        self.assertEqual(Message.objects.count(), 30 - len(errors))
+        self.assertGreaterEqual(len(errors), 5)
+        import time
+        from unittest import mock
+        with mock.patch("chat.ratelimit.time.time", return_value=time.time() + 60):
+            self.say(self.client, {"type": "ping"})
+        self.assertEqual(self.frames(self.client), [{"type": "pong"}])

@@ -1,0 +1,65 @@
+"""Frames of one socket run in daphne's order, and a frame lost with a dead worker does not block the rest."""
+import json
+import time
+from unittest import mock
+
+from channels.test import ChannelTestCase, WSClient
+from django.contrib.auth.models import User
+
+from chat.models import Message
+
+ROOM = "/ws/rooms/lobby/"
+
+
+class OrderingTests(ChannelTestCase):
+    def setUp(self):
+        self.client = WSClient()
+        self.client.force_login(User.objects.create_user("olga", password="pw-olga-1234"))
+        headers = [[b"cookie", self.client.headers["cookie"]], [b"origin", b"http://localhost"]]
+        self.client.send_and_consume("websocket.connect", {"headers": headers, "order": 0}, path=ROOM)
+
+    def send(self, order, text):
+        self.client.send("websocket.receive", {"order": order, "text": json.dumps(
+            {"type": "message", "text": text, "client_id": text})}, path=ROOM)
+
+    def run_all(self):
+        """Consume websocket.receive until nothing is left (parked frames come back through it)."""
+        for _ in range(50):
+            try:
+                self.client.consume("websocket.receive")
+            except AssertionError:  # channels.test's "No message for channel"
+                return
+
+    def stored(self):
+        return list(Message.objects.order_by("seq").values_list("text", flat=True))
+
+    def test_early_frame_waits_for_the_one_before(self):
+        """Frame 2 consumed before frame 1 is parked and runs after it."""
+        self.send(2, "second")
+        self.client.consume("websocket.receive")
+        self.assertEqual(self.stored(), [])
+        self.send(1, "first")
+        self.run_all()
+        self.assertEqual(self.stored(), ["first", "second"])
+
+    def test_frame_lost_with_a_dead_worker_is_skipped(self):
+        """When frame 1 never runs (its worker died), frame 2 runs once it has waited GAP_TIMEOUT."""
+        self.send(2, "second")
+        self.run_all()
+        self.assertEqual(self.stored(), [])
+        later = time.time() + 10
+        with mock.patch("chat.ordering.time.time", return_value=later):
+            self.send(3, "third")
+            self.run_all()
+        self.assertEqual(self.stored(), ["second", "third"])
+
+    def test_frame_released_by_a_skip_still_runs(self):
+        """A frame older than the next expected order (arriving after a skip) is handled, not dropped."""
+        self.send(2, "second")
+        self.run_all()
+        with mock.patch("chat.ordering.time.time", return_value=time.time() + 10):
+            self.send(3, "third")
+            self.run_all()
+        self.send(1, "late first")
+        self.run_all()
+        self.assertEqual(self.stored(), ["second", "third", "late first"])
