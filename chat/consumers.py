@@ -62,7 +62,17 @@ def _post(message, room, frame):
     message.reply_channel.send(protocol.encode(
         {"type": "ack", "client_id": stored.client_id, "id": stored.seq}))
     if created:
-        Channel(MODERATION_CHANNEL).send({"message_id": stored.pk})
+        queue_moderation(stored)
+
+
+def queue_moderation(stored):
+    """Hand the message to the background pool; when that queue is full, skip scoring it rather
+    than stall this realtime worker (a deferred send would retry for 2 s, then raise)."""
+    channel = Channel(MODERATION_CHANNEL)
+    try:
+        channel.send({"message_id": stored.pk}, immediately=True)
+    except channel.channel_layer.ChannelFull:
+        logger.warning("%s is full: message %d goes unscored", MODERATION_CHANNEL, stored.pk)
 
 
 def broadcast(room, stored):
