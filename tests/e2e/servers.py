@@ -122,6 +122,7 @@ class Site(object):
             "CHAT_VAR_DIR": self.var_dir,
             "CHAT_PORT": str(self.port),
             "CHAT_GUNICORN_WORKERS": "1",
+            "CHAT_POLL_HOLD": "3",  # the tests wait for held polls to expire
             "PYTHONWARNINGS": "ignore:Python 3.7 is no longer supported",
         })
         self.env.update(env)

@@ -50,10 +50,21 @@ def test_websocket_reaches_the_realtime_pool(site):
 
 def test_poll_reaches_the_realtime_pool(site, user):
     """An HTTP request under /poll/ goes through daphne and is answered by a realtime worker."""
+    post(user, "for the poll")
     resp = user.get("/poll/rooms/lobby/?after=0")
     assert resp.status == 200, resp.text
     assert resp.headers["X-Served-By"].startswith("realtime/")
-    assert isinstance(resp.json(), list)
+    assert "for the poll" in [m["text"] for m in resp.json()]
+
+
+def post(user, text, room="lobby"):
+    """Send one message over a fresh socket; returns its ack."""
+    ws = user.websocket("/ws/rooms/%s/" % room)
+    try:
+        ws.send(json.dumps({"type": "message", "text": text, "client_id": text}))
+        return receive_until(ws, lambda f: f["type"] == "ack")[0]
+    finally:
+        ws.close()
 
 
 def test_chat_message_round_trip(site, user):
