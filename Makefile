@@ -56,7 +56,7 @@ stop: $(STAMP)
 status: $(STAMP) var/secret_key
 	@CHAT_SECRET_KEY="$${CHAT_SECRET_KEY:-$$(cat var/secret_key)}" $(PY) manage.py status
 
-test: OS_PACKAGES := nginx redis postgresql
+test: OS_PACKAGES := nginx redis postgresql chromium chromedriver
 test: $(STAMP) os-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 

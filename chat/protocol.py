@@ -50,11 +50,12 @@ def parse(text):
     if kind == "ping":
         return frame
     if kind == "message":
-        return _message(frame)
+        return validate_message(frame)
     raise ClientError("unknown_type", "type must be \"message\" or \"ping\"")
 
 
-def _message(frame):
+def validate_message(frame):
+    """The message fields of a frame (or form), checked; ClientError names the first problem."""
     text = frame.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ClientError("invalid_text", "text must be a non-empty string")

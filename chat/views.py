@@ -9,6 +9,8 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from . import consumers, protocol
+from .exceptions import ClientError
 from .forms import RoomForm
 from .models import Message, Room
 from .poll import parse_after
@@ -45,16 +47,32 @@ def room_detail(request, slug):
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def room_messages(request, slug):
-    """Messages after ?after=<id>, oldest first: how clients catch up."""
+    """GET: messages after ?after=<id>, oldest first (how clients catch up).
+    POST text + client_id: send a message without a WebSocket (the long-poll fallback)."""
     room = get_object_or_404(Room, slug=slug)
+    if request.method == "POST":
+        return _post_message(request, room)
     after = parse_after(request.GET.get("after"))
     if after is None:
         return JsonResponse({"type": "error", "code": "invalid_after",
                              "detail": "after must be a non-negative integer"}, status=400)
     messages = Message.objects.after(after).filter(room=room).select_related("user", "room")[:1000]
     return JsonResponse([m.as_frame() for m in messages], safe=False)
+
+
+def _post_message(request, room):
+    try:
+        frame = protocol.validate_message({
+            "type": "message", "text": request.POST.get("text"), "client_id": request.POST.get("client_id")})
+    except ClientError as error:
+        return JsonResponse(error.as_frame(), status=400)
+    stored, created = Message.post(room, request.user, frame["client_id"], frame["text"])
+    consumers.broadcast(room, stored)
+    if created:
+        consumers.queue_moderation(stored)
+    return JsonResponse({"type": "ack", "client_id": stored.client_id, "id": stored.seq})
 
 
 @require_http_methods(["GET", "POST"])

@@ -1,1 +1,197 @@
-/* chat client: written with the chat issue */
+/* The room page's client: WebSocket with reconnect and backoff, an outbox of unacked messages that
+ * survives reconnects and reloads, catch-up by id, presence, and a long-poll fallback.
+ * Every text goes into the page through textContent, never as HTML. */
+(function () {
+  "use strict";
+  var room = window.CHAT_ROOM, me = window.CHAT_USER;
+  var list = document.getElementById("messages");
+  var statusEl = document.getElementById("status");
+  var presenceEl = document.getElementById("presence");
+  var form = document.getElementById("composer"), input = document.getElementById("text");
+  var outboxKey = "chat-outbox:" + room + ":" + me;
+  var seen = {};            // id -> <li>, so a message shows once whatever path it came by
+  var lastId = 0;           // highest id shown with nothing missing below it
+  var outbox = load();      // client_id -> text, until acked
+  var ws = null, failures = 0, everOpen = false, mode = "ws", pingTimer = null, resendTimer = null;
+  var catchingUp = false, catchUpAgain = false;
+
+  function load() {
+    try { return JSON.parse(localStorage.getItem(outboxKey)) || {}; } catch (e) { return {}; }
+  }
+  function save() { localStorage.setItem(outboxKey, JSON.stringify(outbox)); }
+
+  function setStatus(text, cls) {
+    statusEl.textContent = text;
+    statusEl.className = "status " + cls;
+    statusEl.setAttribute("data-state", cls);
+  }
+
+  function csrf() {
+    var m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+
+  // ---- rendering ----------------------------------------------------------------------------
+  function render(msg) {
+    if (seen[msg.id]) { return; }
+    var li = document.createElement("li");
+    li.setAttribute("data-id", msg.id);
+    var who = document.createElement("span");
+    who.className = "user";
+    who.textContent = msg.user;
+    var text = document.createElement("span");
+    text.className = "text";
+    text.textContent = msg.text;
+    li.appendChild(who);
+    li.appendChild(text);
+    // keep id order even when a broadcast overtakes an earlier one
+    var next = null;
+    for (var id in seen) { if (+id > msg.id && (!next || +id < +next.getAttribute("data-id"))) { next = seen[id]; } }
+    list.insertBefore(li, next ? next : pendingFirst());
+    seen[msg.id] = li;
+    if (msg.user === me) { acked(msg.client_id); }
+    if (msg.id === lastId + 1) {
+      while (seen[lastId + 1]) { lastId += 1; }
+    } else if (msg.id > lastId + 1) {
+      catchUp();  // a gap: something was missed (a dropped socket, a lost broadcast)
+    }
+  }
+
+  function pendingFirst() { return list.querySelector("li.pending"); }
+
+  function showPending(clientId, text) {
+    if (list.querySelector('li.pending[data-client-id="' + CSS.escape(clientId) + '"]')) { return; }
+    var li = document.createElement("li");
+    li.className = "pending";
+    li.setAttribute("data-client-id", clientId);
+    var who = document.createElement("span");
+    who.className = "user";
+    who.textContent = me;
+    var t = document.createElement("span");
+    t.className = "text";
+    t.textContent = text;
+    li.appendChild(who);
+    li.appendChild(t);
+    list.appendChild(li);
+  }
+
+  function acked(clientId) {
+    if (clientId in outbox) { delete outbox[clientId]; save(); }
+    var li = list.querySelector('li.pending[data-client-id="' + CSS.escape(clientId) + '"]');
+    if (li) { li.parentNode.removeChild(li); }
+  }
+
+  function presence(frame) {
+    presenceEl.textContent = "Online: " + frame.online.join(", ");
+    presenceEl.setAttribute("data-online", JSON.stringify(frame.online));
+  }
+
+  // ---- catch-up by id -----------------------------------------------------------------------
+  function catchUp() {
+    if (catchingUp) { catchUpAgain = true; return; }
+    catchingUp = true;
+    fetch("/rooms/" + room + "/messages?after=" + lastId, {credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.json() : []; })
+      .then(function (msgs) { msgs.forEach(render); })
+      .catch(function () {})
+      .then(function () {
+        catchingUp = false;
+        if (catchUpAgain) { catchUpAgain = false; catchUp(); }
+      });
+  }
+
+  // ---- sending ------------------------------------------------------------------------------
+  function newId() {
+    return me + "-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10);
+  }
+
+  function flushOutbox() {
+    Object.keys(outbox).forEach(function (clientId) { transmit(clientId, outbox[clientId]); });
+  }
+
+  function transmit(clientId, text) {
+    if (mode === "ws") {
+      if (ws && ws.readyState === WebSocket.OPEN) {
+        ws.send(JSON.stringify({type: "message", text: text, client_id: clientId}));
+      }
+      return;
+    }
+    var body = new URLSearchParams({text: text, client_id: clientId});
+    fetch("/rooms/" + room + "/messages", {
+      method: "POST", credentials: "same-origin", body: body,
+      headers: {"X-CSRFToken": csrf()}
+    }).then(function (r) { return r.json(); }).then(function (frame) {
+      if (frame.type === "ack") { acked(frame.client_id); catchUp(); }
+    }).catch(function () {});
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value;
+    if (!text.trim()) { return; }
+    var clientId = newId();
+    outbox[clientId] = text;
+    save();
+    showPending(clientId, text);
+    transmit(clientId, text);
+    input.value = "";
+  });
+
+  // ---- WebSocket ----------------------------------------------------------------------------
+  function connect() {
+    mode = "ws";
+    setStatus(failures ? "reconnecting…" : "connecting…", "connecting");
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    ws = new WebSocket(scheme + location.host + "/ws/rooms/" + room + "/");
+    ws.onopen = function () {
+      failures = 0;
+      everOpen = true;
+      setStatus("online", "online");
+      catchUp();
+      flushOutbox();
+      pingTimer = setInterval(function () { ws.send(JSON.stringify({type: "ping"})); }, 20000);
+      // anything still unacked after a few seconds is sent again (the server keeps one copy)
+      resendTimer = setInterval(flushOutbox, 5000);
+    };
+    ws.onmessage = function (event) {
+      var frame = JSON.parse(event.data);
+      if (frame.type === "message") { render(frame); }
+      else if (frame.type === "ack") { acked(frame.client_id); }
+      else if (frame.type === "presence") { presence(frame); }
+      else if (frame.type === "error") { setStatus("error: " + frame.detail, "error"); }
+    };
+    ws.onclose = function () {
+      clearInterval(pingTimer);
+      clearInterval(resendTimer);
+      ws = null;
+      failures += 1;
+      if (!everOpen && failures >= 3) { return startPolling(); }
+      var delay = Math.min(10000, 500 * Math.pow(2, failures - 1)) * (0.5 + Math.random() / 2);
+      setStatus("offline, retrying in " + Math.round(delay / 1000) + " s", "offline");
+      setTimeout(connect, delay);
+    };
+  }
+
+  // ---- long-poll fallback -------------------------------------------------------------------
+  function startPolling() {
+    mode = "poll";
+    setStatus("long-polling (no WebSocket)", "polling");
+    flushOutbox();
+    (function poll() {
+      if (mode !== "poll") { return; }
+      fetch("/poll/rooms/" + room + "/?after=" + lastId, {credentials: "same-origin"})
+        .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+        .then(function (msgs) { msgs.forEach(render); setTimeout(poll, 0); })
+        .catch(function () { setTimeout(poll, 2000); });
+    })();
+    setInterval(flushOutbox, 5000);
+  }
+
+  // ---- start --------------------------------------------------------------------------------
+  JSON.parse(document.getElementById("history").textContent).forEach(function (msg) {
+    if (!lastId && msg.id > 1) { lastId = msg.id - 1; }  // the page shows the latest 50 only
+    render(msg);
+  });
+  Object.keys(outbox).forEach(function (clientId) { showPending(clientId, outbox[clientId]); });
+  if (window.WebSocket && !/[?&]transport=poll\b/.test(location.search)) { connect(); } else { startPolling(); }
+})();
