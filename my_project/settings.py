@@ -107,7 +107,7 @@ _capacity = {"daphne.response*": RESPONSE_CAPACITY, "http.response*": RESPONSE_C
 
 if LAYER == "ipc":
     _layer = {
-        "BACKEND": "asgi_ipc.IPCChannelLayer",
+        "BACKEND": "my_project.layers.IPCChannelLayer",
         "CONFIG": {
             # Shared memory names are global to the machine: one prefix per deployment (var dir).
             "prefix": env.string(

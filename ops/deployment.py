@@ -13,6 +13,8 @@ import time
 
 from django.conf import settings
 
+from my_project import layers
+
 from . import supervisor
 
 logger = logging.getLogger(__name__)
@@ -184,6 +186,10 @@ class Deployment(object):
                     unlink(name)
                 except posix_ipc.ExistentialError:
                     pass
+            try:
+                os.unlink(os.path.join(layers.LOCK_DIR, "%s.lock" % name))
+            except FileNotFoundError:
+                pass
 
     # ---- processes -----------------------------------------------------------------------------
 

@@ -11,7 +11,11 @@
   var outboxKey = "chat-outbox:" + room + ":" + me;
   var seen = {};            // id -> <li>, so a message shows once whatever path it came by
   var lastId = 0;           // highest id shown with nothing missing below it
-  var outbox = load();      // client_id -> text, until acked
+  var outbox = load();      // client_id -> text, until acked (in send order)
+  var inFlight = {};        // client_id -> when last sent on this socket
+  // At most WINDOW messages in flight, oldest first, each sent again after RESEND ms without an
+  // ack: a backlog after a long disconnect trickles out instead of flooding the server's queues.
+  var WINDOW = 10, RESEND = 5000;
   var ws = null, failures = 0, everOpen = false, mode = "ws", pingTimer = null, resendTimer = null;
   var catchingUp = false, catchUpAgain = false;
 
@@ -76,7 +80,7 @@
   }
 
   function acked(clientId) {
-    if (clientId in outbox) { delete outbox[clientId]; save(); }
+    if (clientId in outbox) { delete outbox[clientId]; delete inFlight[clientId]; save(); flushOutbox(); }
     var li = list.querySelector('li.pending[data-client-id="' + CSS.escape(clientId) + '"]');
     if (li) { li.parentNode.removeChild(li); }
   }
@@ -106,7 +110,13 @@
   }
 
   function flushOutbox() {
-    Object.keys(outbox).forEach(function (clientId) { transmit(clientId, outbox[clientId]); });
+    var now = Date.now();
+    Object.keys(outbox).slice(0, WINDOW).forEach(function (clientId) {
+      if (now - (inFlight[clientId] || 0) > RESEND) {
+        inFlight[clientId] = now;
+        transmit(clientId, outbox[clientId]);
+      }
+    });
   }
 
   function transmit(clientId, text) {
@@ -133,7 +143,7 @@
     outbox[clientId] = text;
     save();
     showPending(clientId, text);
-    transmit(clientId, text);
+    flushOutbox();
     input.value = "";
   });
 
@@ -144,6 +154,7 @@
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     ws = new WebSocket(scheme + location.host + "/ws/rooms/" + room + "/");
     ws.onopen = function () {
+      inFlight = {};  // nothing is in flight on a new socket
       failures = 0;
       everOpen = true;
       setStatus("online", "online");
@@ -151,7 +162,7 @@
       flushOutbox();
       pingTimer = setInterval(function () { ws.send(JSON.stringify({type: "ping"})); }, 20000);
       // anything still unacked after a few seconds is sent again (the server keeps one copy)
-      resendTimer = setInterval(flushOutbox, 5000);
+      resendTimer = setInterval(flushOutbox, 1000);
     };
     ws.onmessage = function (event) {
       var frame = JSON.parse(event.data);

@@ -1,0 +1,171 @@
+"""A reference chat client in Python, speaking the same protocol as the page's client.js: an outbox
+resent until acked (across reconnects), dedupe by id, catch-up by id on connect and on a gap."""
+import collections
+import json
+import threading
+import time
+import uuid
+
+import websocket
+
+from .client import Browser
+
+
+# At most this many messages in flight (sent, not acked), oldest first, each resent after RESEND
+# seconds without an ack: a client that blasts its whole backlog after a reconnect only fills the
+# server's queues (daphne closes sockets whose frames find websocket.receive full).
+WINDOW = 10
+RESEND = 3.0
+
+
+class Chatter(object):
+    """One user with one socket in one room."""
+
+    def __init__(self, site_url, username, room="lobby", browser=None):
+        self.browser = browser or Browser(site_url).signup(username)
+        self.username = username
+        self.room = room
+        self.lock = threading.RLock()
+        self.outbox = collections.OrderedDict()  # client_id -> text, until acked
+        self.transmitted = {}   # client_id -> when last sent on the current socket
+        self.acks = {}          # client_id -> id
+        self.seen = {}          # id -> frame
+        self.raw_duplicates = 0  # frames for an id already seen (resends are broadcast again)
+        self.errors = []
+        self.reconnects = 0
+        self.ws = None
+        self.reader = None
+        self.sent_at = {}       # client_id -> first send time, for latency
+        self.latencies = []
+
+    # ---- connection ----------------------------------------------------------------------------
+    def connect(self, timeout=10):
+        ws = self.browser.websocket("/ws/rooms/%s/" % self.room, timeout=timeout)
+        ws.settimeout(None)
+        with self.lock:
+            self.ws = ws
+            self.transmitted.clear()  # nothing is in flight on a new socket
+        self.reader = threading.Thread(target=self._read, args=(ws,), daemon=True)
+        self.reader.start()
+        self.catch_up()
+        self.flush()
+        return self
+
+    def connected(self):
+        return self.ws is not None
+
+    def ensure(self):
+        """Reconnect if the socket dropped; True when connected."""
+        if self.connected():
+            return True
+        try:
+            self.connect()
+            self.reconnects += 1
+            return True
+        except Exception:  # daphne restarting, workers down: try again later
+            return False
+
+    def close(self):
+        with self.lock:
+            ws, self.ws = self.ws, None
+        if ws is not None:
+            ws.close()
+
+    def _read(self, ws):
+        try:
+            while True:
+                frame = json.loads(ws.recv())
+                self._handle(frame)
+        except Exception:  # closed, reset, or the server went away
+            with self.lock:
+                if self.ws is ws:
+                    self.ws = None
+
+    def _handle(self, frame):
+        with self.lock:
+            if frame["type"] == "message":
+                self._see(frame)
+            elif frame["type"] == "ack":
+                self._acked(frame["client_id"], frame["id"])
+            elif frame["type"] == "error":
+                self.errors.append(frame)
+
+    def _see(self, frame):
+        if frame["id"] in self.seen:
+            self.raw_duplicates += 1
+            return
+        self.seen[frame["id"]] = frame
+        if frame["user"] == self.username:
+            self._acked(frame["client_id"], frame["id"])
+
+    def _acked(self, client_id, message_id):
+        if client_id in self.outbox:
+            del self.outbox[client_id]
+            self.transmitted.pop(client_id, None)
+            self.latencies.append(time.time() - self.sent_at[client_id])
+            self.acks[client_id] = message_id
+            self.flush()  # the window moved on
+
+    # ---- sending -------------------------------------------------------------------------------
+    def send(self, text, client_id=None):
+        client_id = client_id or uuid.uuid4().hex
+        with self.lock:
+            self.outbox[client_id] = text
+            self.sent_at.setdefault(client_id, time.time())
+        self.flush()
+        return client_id
+
+    def _transmit(self, client_id, text):
+        ws = self.ws
+        if ws is None:
+            return
+        try:
+            ws.send(json.dumps({"type": "message", "text": text, "client_id": client_id}))
+        except Exception:
+            with self.lock:
+                if self.ws is ws:
+                    self.ws = None
+
+    def flush(self):
+        """Send the oldest unacked messages, at most WINDOW in flight, again after RESEND seconds."""
+        now = time.time()
+        with self.lock:
+            due = []
+            for client_id, text in list(self.outbox.items())[:WINDOW]:
+                if now - self.transmitted.get(client_id, 0) > RESEND:
+                    self.transmitted[client_id] = now
+                    due.append((client_id, text))
+        for client_id, text in due:
+            self._transmit(client_id, text)
+
+    # ---- catching up ---------------------------------------------------------------------------
+    def last_contiguous(self):
+        with self.lock:
+            last = 0
+            while last + 1 in self.seen:
+                last += 1
+            return last
+
+    def catch_up(self):
+        resp = self.browser.get("/rooms/%s/messages?after=%d" % (self.room, self.last_contiguous()))
+        if resp.status == 200:
+            with self.lock:
+                for frame in resp.json():
+                    self._see(frame)
+
+    def settle(self, timeout=60):
+        """Resend and reconnect until every message is acked, then catch up; False on timeout."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.ensure():
+                if not self.outbox:
+                    self.catch_up()
+                    return True
+                self.flush()
+            time.sleep(1.0)
+        return False
+
+    def view(self):
+        """The messages as the user sees them: by id, each once."""
+        with self.lock:
+            return [self.seen[i] for i in sorted(self.seen)]
