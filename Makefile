@@ -21,13 +21,14 @@ endif
 export PYTHONWARNINGS := ignore:Python 3.7 is no longer supported
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv os-deps run stop status test test-fast bench freeze clean
+.PHONY: help venv os-deps run stop status rollout test bench freeze clean
 
 help:
 	@echo "make run    - set up, then run the whole deployment on http://127.0.0.1:$${CHAT_PORT:-8000} (PORT=, LAYER=ipc|redis, REDIS_URL=)"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make status - every program's state and each channel's depth"
 	@echo "make stop   - stop a deployment started from this checkout"
+	@echo "make rollout RELEASE=name - copy this checkout's code as a release and roll the workers onto it"
 	@echo "make bench  - benchmarks (results in BENCHMARKS.md)"
 
 # bin/find-python picks a CPython 3.6-3.9 (Django 1.11 does not import on 3.10+); PYTHON= overrides.
@@ -52,6 +53,12 @@ run: $(STAMP) os-deps var/secret_key
 
 stop: $(STAMP)
 	@$(VENV)/bin/supervisorctl -c supervisord.conf shutdown 2>/dev/null || echo "nothing is running from this checkout"
+
+rollout: $(STAMP) var/secret_key
+	@test -n "$(RELEASE)" || { echo "error: name the release: make rollout RELEASE=name [ROLLOUT_ARGS=--dry-run]"; exit 2; }
+	@export CHAT_SECRET_KEY="$${CHAT_SECRET_KEY:-$$(cat var/secret_key)}"; \
+	$(PY) manage.py release list | grep -qw "$(RELEASE)" || $(PY) manage.py release create "$(RELEASE)"; \
+	$(PY) manage.py rollout "$(RELEASE)" $(ROLLOUT_ARGS)
 
 status: $(STAMP) var/secret_key
 	@CHAT_SECRET_KEY="$${CHAT_SECRET_KEY:-$$(cat var/secret_key)}" $(PY) manage.py status

@@ -21,7 +21,12 @@ ALLOWED_HOSTS = env.strings("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 
 # Which process this is, for logs, health counters and the routing proofs in the tests.
 POOL = env.string("POOL", "web")
-RELEASE = env.string("RELEASE", "dev")
+# The release this code is: a copy made by `manage.py release create` names itself in RELEASE.
+try:
+    with open(os.path.join(BASE_DIR, "RELEASE")) as _release:
+        RELEASE = _release.read().strip()
+except FileNotFoundError:
+    RELEASE = env.string("RELEASE", "dev")
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -29,10 +34,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ops",  # before channels: its runworker (channels' own, instrumented) takes precedence
     "channels",
     "channels.delay",  # `manage.py rundelay`: the timer behind long-poll time-outs
     "chat",
-    "ops",
 ]
 
 MIDDLEWARE = [

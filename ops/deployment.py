@@ -15,7 +15,7 @@ from django.conf import settings
 
 from my_project import layers
 
-from . import supervisor
+from . import releases, supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +163,7 @@ class Deployment(object):
         for name in os.listdir(self.run_dir):
             os.unlink(os.path.join(self.run_dir, name))
         self.clean_layer()
+        releases.ensure_current()
         if env["CHAT_REDIS_AUTOSTART"] == "true":
             with open(settings.LOCAL_REDIS_FILE, "w") as local:
                 local.write(env["CHAT_REDIS_URL"])

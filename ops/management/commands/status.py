@@ -1,12 +1,14 @@
 """`manage.py status` (`make status`): every program's state and each channel's depth."""
 import datetime
+import time
 
 from channels import DEFAULT_CHANNEL_LAYER, channel_layers
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from ops import layer, supervisor
+from ops import layer, releases, supervisor
 from ops.deployment import Deployment
+from ops.models import WorkerStats
 
 
 class Command(BaseCommand):
@@ -16,6 +18,7 @@ class Command(BaseCommand):
         deployment = Deployment()
         self.stdout.write("Deployment %s on http://127.0.0.1:%d, layer %s" % (
             settings.VAR_DIR, settings.PORT, settings.LAYER))
+        names = {}
         if not supervisor.alive(deployment.socket):
             self.stdout.write("  not running (no supervisord at %s): start it with `make run`" % deployment.socket)
         else:
@@ -25,7 +28,26 @@ class Command(BaseCommand):
                 if info["statename"] == supervisor.RUNNING:
                     uptime = "pid %d, up %s" % (info["pid"], datetime.timedelta(
                         seconds=info["now"] - info["start"]))
+                    names[info["pid"]] = info["full"]
                 self.stdout.write("  %-40s %-9s %s" % (info["full"], info["statename"], uptime))
+        self.workers(names, releases.current()[0])
+        self.channels()
+
+    def workers(self, names, current):
+        """Counters the workers publish about themselves (ops.health), with a 1 s rate."""
+        first = {w.pid: w.consumed for w in WorkerStats.objects.live()}
+        time.sleep(1.0)
+        rows = list(WorkerStats.objects.live())
+        self.stdout.write("Workers (current release %s):" % current)
+        self.stdout.write("  %-32s %7s %-10s %-10s %9s %7s %7s %8s" % (
+            "process", "pid", "pool", "release", "consumed", "errors", "msg/s", "mean ms"))
+        for w in rows:
+            mean = 1000.0 * w.busy_seconds / w.consumed if w.consumed else 0.0
+            self.stdout.write("  %-32s %7d %-10s %-10s %9d %7d %7d %8.1f" % (
+                names.get(w.pid, "(exited)"), w.pid, w.pool, w.release, w.consumed, w.errors,
+                w.consumed - first.get(w.pid, w.consumed), mean))
+
+    def channels(self):
         channel_layer = channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
         try:
             waiting = layer.depths(channel_layer)

@@ -1,0 +1,179 @@
+"""Staged rollout of a release to the worker pools through supervisord's XML-RPC API.
+
+Canaries first, judged by the counters the workers publish themselves (ops.health), then batches;
+an abort points `current` back and restarts everything already moved.
+"""
+import subprocess
+import sys
+import time
+
+from . import releases, supervisor
+from .models import WorkerStats
+
+POOLS = ("default", "background", "realtime")
+
+
+class RolloutAborted(Exception):
+    """The rollout stopped and was rolled back; the message says why."""
+
+
+class Totals(object):
+    """consumed / errors / busy seconds summed over some workers."""
+
+    def __init__(self, rows=()):
+        self.consumed = self.errors = 0
+        self.busy = 0.0
+        for row in rows:
+            self.consumed += row.consumed
+            self.errors += row.errors
+            self.busy += row.busy_seconds
+
+    def minus(self, earlier):
+        delta = Totals()
+        delta.consumed = self.consumed - earlier.consumed
+        delta.errors = self.errors - earlier.errors
+        delta.busy = self.busy - earlier.busy
+        return delta
+
+    @property
+    def error_rate(self):
+        return self.errors / self.consumed if self.consumed else 0.0
+
+    @property
+    def mean_ms(self):
+        return 1000.0 * self.busy / self.consumed if self.consumed else 0.0
+
+    def __str__(self):
+        return "%d messages, %d errors (%.1f%%), %.1f ms mean" % (
+            self.consumed, self.errors, 100 * self.error_rate, self.mean_ms)
+
+
+def stats_for(pids):
+    return Totals(WorkerStats.objects.live().filter(pid__in=list(pids)))
+
+
+class Rollout(object):
+    """Move `pools` to `release`: `canary` workers per pool, watched for `window` seconds, then
+    the rest `batch` at a time."""
+
+    def __init__(self, socket_path, release, pools=POOLS, canary=1, window=20.0, batch=1,
+                 max_error_rate=0.02, max_latency_ratio=3.0, dry_run=False, out=print):
+        self.rpc = supervisor.connect(socket_path).supervisor
+        self.release = release
+        self.pools = pools
+        self.canary = canary
+        self.window = window
+        self.batch = batch
+        self.max_error_rate = max_error_rate
+        self.max_latency_ratio = max_latency_ratio
+        self.dry_run = dry_run
+        self.out = out
+        self.moved = []  # full names of the processes restarted on the new release
+
+    def processes(self, pool):
+        return sorted((i for i in self.rpc.getAllProcessInfo() if i["group"] == pool),
+                      key=lambda i: i["name"])
+
+    def run(self):
+        """True when every pool runs the release; RolloutAborted after a rollback."""
+        target = releases.path(self.release)
+        old_name, old_dir = releases.current()
+        plan = {pool: self.processes(pool) for pool in self.pools}
+        self.out("Rollout %s -> %s: pools %s, %d canary per pool watched %gs, then batches of %d" % (
+            old_name, self.release, ", ".join(self.pools), self.canary, self.window, self.batch))
+        for pool, procs in plan.items():
+            names = [p["name"] for p in procs]
+            self.out("  %s: canary %s; then %s" % (pool, ", ".join(names[:self.canary]) or "-",
+                                                   ", ".join(names[self.canary:]) or "-"))
+        if self.dry_run:
+            self.out("Dry run: nothing changed.")
+            return True
+        self.check_release(target)
+        releases.point_current_at(target)
+        try:
+            for pool, procs in plan.items():
+                self.roll_pool(pool, procs)
+        except RolloutAborted as reason:
+            self.out("ABORT: %s" % reason)
+            self.rollback(old_dir, old_name)
+            raise
+        self.out("Done: %s runs %s." % (", ".join(self.pools), self.release))
+        return True
+
+    def check_release(self, target):
+        """The new code must at least import and pass Django's checks before any worker gets it."""
+        result = subprocess.run([sys.executable, "manage.py", "check"], cwd=target,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                universal_newlines=True)
+        if result.returncode != 0:
+            last = result.stdout.strip().splitlines()[-1:] or ["no output"]
+            raise RolloutAborted("release %s fails `manage.py check`: %s" % (self.release, last[0]))
+
+    def roll_pool(self, pool, procs):
+        if not procs:
+            return
+        before = stats_for(p["pid"] for p in procs)  # the old code's lifetime record
+        canaries, rest = procs[:self.canary], procs[self.canary:]
+        canary_pids = [self.restart(pool, p) for p in canaries]
+        self.judge(pool, before, canary_pids, [p["pid"] for p in rest])
+        for start in range(0, len(rest), self.batch):
+            batch = rest[start:start + self.batch]
+            for proc in batch:
+                self.restart(pool, proc)
+            self.settle(pool, batch)
+
+    def restart(self, pool, proc):
+        """SIGTERM (a busy worker finishes its consumer first), then start on the new release."""
+        full = "%s:%s" % (pool, proc["name"])
+        self.moved.append(full)
+        self.rpc.stopProcess(full, True)
+        self.rpc.startProcess(full, True)
+        info = self.rpc.getProcessInfo(full)
+        self.out("  %s: %s restarted (pid %d -> %d)" % (pool, proc["name"], proc["pid"], info["pid"]))
+        return info["pid"]
+
+    def judge(self, pool, before, canary_pids, old_pids):
+        """Watch the canaries for the window and compare them with the old workers."""
+        start_canary = stats_for(canary_pids)
+        start_old = stats_for(old_pids)
+        self.out("  %s: watching the canary for %gs..." % (pool, self.window))
+        deadline = time.time() + self.window
+        while time.time() < deadline:
+            time.sleep(min(1.0, max(0.0, deadline - time.time())))
+            self.alive(pool, canary_pids)
+        canary = stats_for(canary_pids).minus(start_canary)
+        old = stats_for(old_pids).minus(start_old) if old_pids else before
+        self.out("  %s: canary %s | old %s" % (pool, canary, old))
+        if canary.consumed and canary.error_rate > max(self.max_error_rate, 2 * old.error_rate):
+            raise RolloutAborted("%s canary error rate %.1f%% (old %.1f%%, limit %.1f%%)" % (
+                pool, 100 * canary.error_rate, 100 * old.error_rate, 100 * self.max_error_rate))
+        if canary.consumed and old.consumed and canary.mean_ms > 5.0 and \
+                canary.mean_ms > self.max_latency_ratio * old.mean_ms:
+            raise RolloutAborted("%s canary handles a message in %.1f ms, %.1fx the old %.1f ms" % (
+                pool, canary.mean_ms, canary.mean_ms / old.mean_ms, old.mean_ms))
+        if not canary.consumed:
+            self.out("  %s: the canary saw no traffic in the window; judged on staying up only" % pool)
+
+    def alive(self, pool, pids):
+        running = {i["pid"] for i in self.processes(pool) if i["statename"] == supervisor.RUNNING}
+        dead = [pid for pid in pids if pid not in running]
+        if dead:
+            raise RolloutAborted("%s canary pid %s stopped running" % (pool, dead))
+
+    def settle(self, pool, batch):
+        time.sleep(2.0)
+        names = {p["name"] for p in batch}
+        for info in self.processes(pool):
+            if info["name"] in names and info["statename"] != supervisor.RUNNING:
+                raise RolloutAborted("%s:%s is %s after its restart" % (pool, info["name"], info["statename"]))
+
+    def rollback(self, old_dir, old_name):
+        releases.point_current_at(old_dir)
+        self.out("Rolling back to %s: restarting %s" % (old_name, ", ".join(self.moved) or "nothing"))
+        for full in self.moved:
+            try:
+                self.rpc.stopProcess(full, True)
+            except supervisor.xmlrpc.client.Fault:  # not running (it crashed): just start it
+                pass
+            self.rpc.startProcess(full, True)
+        self.out("Rolled back: every moved worker runs %s again." % old_name)
