@@ -4,6 +4,7 @@ import logging
 from channels import Channel, Group
 from channels.auth import channel_session_user, channel_session_user_from_http
 from channels.security.websockets import allowed_hosts_only
+from django.conf import settings
 from django.utils import timezone
 
 from . import poll, protocol, ratelimit
@@ -33,8 +34,7 @@ def ws_connect(message, slug):
     first = not Presence.live(room).filter(user=message.user).exists()
     Presence.objects.update_or_create(
         reply_channel=message.reply_channel.name, defaults={"room": room, "user": message.user})
-    if first:
-        _presence(room, "join", message.user)
+    _presence(room, "join", message.user, joiner=message.reply_channel, announce=first)
 
 
 @ordered
@@ -47,6 +47,9 @@ def ws_receive(message, slug):
         room = Room.objects.get(slug=message.channel_session["room"])
         if frame["type"] == "ping":
             Presence.objects.filter(reply_channel=message.reply_channel.name).update(seen=timezone.now())
+            # Joining again is idempotent and refreshes the membership: a socket whose group entry
+            # was lost (a Redis restart without persistence) is back in the room within one ping.
+            Group(room.group).add(message.reply_channel)
             message.reply_channel.send(protocol.encode({"type": "pong"}))
         else:
             _post(message, room, frame)
@@ -90,10 +93,16 @@ def ws_disconnect(message, slug):
     Group(room.group).discard(message.reply_channel)
     Presence.objects.filter(reply_channel=message.reply_channel.name).delete()
     if not Presence.live(room).filter(user=message.user).exists():
-        _presence(room, "leave", message.user)
+        _presence(room, "leave", message.user, announce=True)
 
 
-def _presence(room, event, user):
-    Group(room.group).send(protocol.encode({
-        "type": "presence", "event": event, "user": user.get_username(),
-        "online": Presence.online(room)}))
+def _presence(room, event, user, joiner=None, announce=True):
+    """Tell the room who joined or left, with who is online. A join or leave goes to every member,
+    which is members² frames while a big room fills: past CHAT_PRESENCE_BROADCAST_MAX sockets only
+    the joiner hears it (so it still learns who is online)."""
+    frame = protocol.encode({"type": "presence", "event": event, "user": user.get_username(),
+                             "online": Presence.online(room)})
+    if announce and Presence.live(room).count() <= settings.CHAT_PRESENCE_BROADCAST_MAX:
+        Group(room.group).send(frame)
+    elif joiner is not None:
+        joiner.send(frame)

@@ -95,6 +95,10 @@ def release(room, stored):
         layer.group_discard(group, channel)
 
 
+def poll_disconnect(message):
+    """Consumer of http.disconnect: nothing to do, but left unconsumed the channel fills up."""
+
+
 def poll_expire(message):
     """Consumer of chat.poll_expire (the default pool): nothing came in time, answer []."""
     reply = message.content["reply_channel"]

@@ -11,6 +11,8 @@ websocket_routing = [
 
 poll_routing = [
     route("http.request", poll.poll_request, path=r"^/rooms/(?P<slug>[-\w]+)/$"),
+    # daphne reports every closed long-poll; the room's group forgets it at the next message anyway.
+    route("http.disconnect", poll.poll_disconnect),
 ]
 
 # Channels that are not tied to a client: the background pool takes background.*.

@@ -169,6 +169,8 @@ CHAT_RATE_PER_SECOND = env.number("RATE_PER_SECOND", 5.0, minimum=0.01)
 CHAT_POLL_HOLD = env.integer("POLL_HOLD", 25, minimum=1)
 # A socket not heard from (clients ping every 20 s) for this long no longer counts as online.
 CHAT_PRESENCE_TTL = env.integer("PRESENCE_TTL", 60, minimum=5)
+# Rooms with more sockets than this get no join/leave broadcasts (each would reach every member).
+CHAT_PRESENCE_BROADCAST_MAX = env.integer("PRESENCE_BROADCAST_MAX", 200, minimum=0)
 
 LOGGING = {
     "version": 1,

@@ -14,6 +14,19 @@ os.environ.setdefault("CHAT_SECRET_KEY", "unit-test-secret")
 django.setup()
 
 
+def pytest_addoption(parser):
+    parser.addoption("--soak", action="store_true",
+                     help="fault suite: 50 users, 30 s of load before each event, every event 3 times")
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.e2e.load import RESULTS, table
+    if RESULTS:
+        terminalreporter.write_sep("=", "load and faults: messages during each event")
+        terminalreporter.write_line(table(RESULTS))
+        terminalreporter.write_line("p50/p99: send to ack in ms (room of 1000: send to the last member)")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def django_test_database():
     """Create the test database once; ChannelTestCase/TestCase roll back each test inside it."""

@@ -1,0 +1,245 @@
+"""Load-and-fault suite: users keep chatting while releases roll, workers die, daphnes and Redis
+restart, channels overflow and a room grows to 1000 members. After each event every message acked to
+its sender reaches every member of its room exactly once and in order (after catch-up).
+
+Short by default (part of `make test`); `--soak` for more users, longer load and repeated events.
+"""
+import json
+import os
+import random
+import resource
+import signal
+import threading
+import time
+import uuid
+
+import pytest
+import websocket
+
+from .chatter import Chatter
+from .client import Browser
+from .load import RESULTS, Load, check, percentile
+from .servers import Site, wait_for
+
+pytestmark = pytest.mark.faults
+
+
+@pytest.fixture(scope="module", params=["redis", "ipc"])
+def fault_site(request):
+    deployment = Site(CHAT_LAYER=request.param)
+    deployment.layout = request.param
+    try:
+        yield deployment.start()
+    finally:
+        deployment.close()
+
+
+@pytest.fixture
+def soak(request):
+    return request.config.getoption("--soak")
+
+
+def new_room(site):
+    name = "faults %s" % uuid.uuid4().hex[:8]
+    site.shell("from chat.models import Room; Room.objects.create(slug=%r, name=%r)"
+               % (name.replace(" ", "-"), name))
+    return name.replace(" ", "-")
+
+
+def make_release(site, broken=False):
+    name = "r%s" % uuid.uuid4().hex[:6]
+    result = site.manage("release", "create", name)
+    assert result.returncode == 0, result.stderr
+    if broken:  # a release whose message consumer raises
+        path = os.path.join(site.var_dir, "releases", name, "chat", "consumers.py")
+        with open(path) as source:
+            code = source.read()
+        code = code.replace("def _post(message, room, frame):\n",
+                            "def _post(message, room, frame):\n    raise RuntimeError('bad release')\n")
+        with open(path, "w") as source:
+            source.write(code)
+    return name
+
+
+def current_release(site):
+    return site.shell("from ops import releases; print(releases.current()[0])")
+
+
+# ---- the events ------------------------------------------------------------------------------
+
+def rollout_every_pool(site):
+    """Roll every worker pool to a new release."""
+    name = make_release(site)
+    result = site.manage("rollout", name, "--window", "3", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert current_release(site) == name
+
+
+def rollout_bad_release(site):
+    """Roll a release whose consumer raises: the canary's errors abort it and it rolls back."""
+    before = current_release(site)
+    name = make_release(site, broken=True)
+    result = site.manage("rollout", name, "--window", "5", timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "rollout aborted and rolled back" in result.stderr
+    assert current_release(site) == before
+    infos = site.processes()
+    assert all(i["statename"] == "RUNNING" for i in infos if i["group"] != "redis")
+
+
+def kill_random_workers(site):
+    """SIGKILL three random workers, a second apart."""
+    for _ in range(3):
+        victims = [i for pool in ("realtime", "background", "default") for i in site.processes(pool)
+                   if i["pid"]]
+        os.kill(random.choice(victims)["pid"], signal.SIGKILL)
+        time.sleep(1.0)
+    wait_for(lambda: all(i["statename"] == "RUNNING" for pool in ("realtime", "background", "default")
+                         for i in site.processes(pool)), 30, "the pools back")
+
+
+def restart_daphnes(site):
+    """Restart daphne one process at a time (two behind nginx)."""
+    supervisor = site.supervisor()
+    for name in ("daphne:daphne_00", "daphne:daphne_01"):
+        supervisor.stopProcess(name)
+        supervisor.startProcess(name)
+        site.wait_running(name)
+        time.sleep(1.0)
+
+
+def restart_redis(site):
+    """Restart Redis (no persistence: every queued message and group entry is gone)."""
+    if site.layout != "redis":
+        pytest.skip("the IPC layer has no Redis")
+    supervisor = site.supervisor()
+    supervisor.stopProcess("redis:redis")
+    time.sleep(1.0)
+    supervisor.startProcess("redis:redis")
+    site.wait_running("redis:redis")
+
+
+def flood_past_capacity(site):
+    """Three sockets send frames as fast as they can, far past websocket.receive's capacity: each
+    gets rate_limited errors or is closed by daphne with 1013 (try again later), never a hang; then
+    a new round trip works again."""
+    browser = Browser(site.url).signup("flood-%s" % uuid.uuid4().hex[:6])
+    outcomes = []
+
+    def flood():
+        ws = browser.websocket("/ws/rooms/lobby/")
+        codes, close = set(), None
+        reader_done = threading.Event()
+
+        def read():
+            nonlocal close
+            try:
+                while True:
+                    opcode, data = ws.recv_data(control_frame=True)
+                    if opcode == websocket.ABNF.OPCODE_CLOSE:
+                        close = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
+                        return
+                    if opcode == websocket.ABNF.OPCODE_TEXT:
+                        frame = json.loads(data.decode())
+                        if frame["type"] == "error":
+                            codes.add(frame["code"])
+            except Exception:
+                return
+            finally:
+                reader_done.set()
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            for n in range(3000):
+                ws.send(json.dumps({"type": "message", "text": "flood", "client_id": "f%d-%s" % (
+                    n, uuid.uuid4().hex[:6])}))
+        except Exception:  # closed under us: that is the backpressure
+            pass
+        reader_done.wait(30)
+        ws.close()
+        outcomes.append((codes, close))
+    threads = [threading.Thread(target=flood) for _ in range(3)]
+    [t.start() for t in threads]
+    [t.join(120) for t in threads]
+    assert len(outcomes) == 3, "a flooding socket hung"
+    for codes, close in outcomes:
+        assert "rate_limited" in codes or close == 1013, (codes, close)
+    probe = Chatter(site.url, "after-flood-%s" % uuid.uuid4().hex[:6])
+    wait_for(probe.ensure, 30, "a socket after the flood")
+    probe.send("recovered")
+    assert probe.settle(30)
+    probe.close()
+
+
+EVENTS = [rollout_every_pool, rollout_bad_release, kill_random_workers, restart_daphnes,
+          restart_redis, flood_past_capacity]
+NO_DROPS = {rollout_every_pool, rollout_bad_release}  # worker rollouts never touch a socket
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=[e.__name__ for e in EVENTS])
+def test_event_under_load(fault_site, event, soak):
+    """Chat continues through the event; afterwards every acked message is stored once and every
+    member sees each one once, in id order; a rollout drops no socket."""
+    rounds = 3 if soak else 1
+    for _ in range(rounds):
+        load = Load(fault_site, new_room(fault_site), chatters=50 if soak else 10,
+                    pollers=5 if soak else 2).start()
+        time.sleep(30 if soak else 3)
+        started = time.time()
+        try:
+            event(fault_site)
+        finally:
+            result = load.finish()
+        result.update(event="%s [%s]" % (event.__name__, fault_site.layout),
+                      seconds=time.time() - started)
+        RESULTS.append(result)
+        check(result)
+        if event in NO_DROPS:
+            assert result["reconnects"] == 0, "a worker rollout dropped %d sockets" % result["reconnects"]
+
+
+def test_room_of_1000_members(fault_site):
+    """One room with 1000 sockets: every message reaches every member live (group sends drop
+    silently when a member's channel is full; the reply capacity is sized so none does)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip("this process may open only %d files" % hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), hard))
+    room = new_room(fault_site)
+    users = [Browser(fault_site.url).signup("m%s" % uuid.uuid4().hex[:8]) for _ in range(10)]
+    received = [set() for _ in range(1000)]
+    arrival = {}
+    sockets = []
+
+    def listen(index, ws):
+        try:
+            while True:
+                frame = json.loads(ws.recv())
+                if frame["type"] == "message":
+                    received[index].add(frame["id"])
+                    arrival[(index, frame["id"])] = time.time()
+        except Exception:
+            return
+    for index in range(1000):
+        ws = users[index % 10].websocket("/ws/rooms/%s/" % room, timeout=30)
+        ws.settimeout(None)
+        sockets.append(ws)
+        threading.Thread(target=listen, args=(index, ws), daemon=True).start()
+    try:
+        sender = Chatter(fault_site.url, "sender-%s" % uuid.uuid4().hex[:6], room).connect()
+        sent_at = {}
+        for n in range(3):
+            client_id = sender.send("to a thousand #%d" % n)
+            assert sender.settle(30)
+            sent_at[sender.acks[client_id]] = sender.sent_at[client_id]
+        wait_for(lambda: all(len(r) >= 3 for r in received), 60, "every member to get every message")
+        missing = sum(1 for r in received if set(sent_at) - r)
+        fanout = [max(arrival[(i, mid)] for i in range(1000)) - sent_at[mid] for mid in sent_at]
+        RESULTS.append({"event": "room of 1000 [%s]" % fault_site.layout, "sent": 3, "acked": 3,
+                        "stored": 3, "delivered": sum(len(r) for r in received), "duplicated": 0,
+                        "lost": missing, "reconnects": 0, "p50_ms": 1000 * percentile(fanout, 0.5),
+                        "p99_ms": 1000 * max(fanout), "seconds": sum(fanout)})
+        assert missing == 0
+        sender.close()
+    finally:
+        for ws in sockets:
+            ws.close()
