@@ -38,11 +38,15 @@ def ordered(func):
                            message.reply_channel.name, next_order, order)
             next_order = order
         if order <= next_order:
-            func(message, *args, **kwargs)
-            session[NEXT] = max(next_order, order + 1)
-            session.save()
-            session.modified = False
-            requeue_messages(message)
+            try:
+                func(message, *args, **kwargs)
+            finally:
+                # A consumer that raised has still consumed its frame (the layer is at-most-once):
+                # the socket's next frames must not wait for it.
+                session[NEXT] = max(next_order, order + 1)
+                session.save()
+                session.modified = False
+                requeue_messages(message)
             return
         # Early: park it until the frame before it has run.
         message.content[PARKED_AT] = parked_at or time.time()

@@ -63,3 +63,13 @@ class OrderingTests(ChannelTestCase):
         self.send(1, "late first")
         self.run_all()
         self.assertEqual(self.stored(), ["second", "third", "late first"])
+
+    def test_frame_whose_consumer_raised_does_not_block_the_next(self):
+        """A frame whose consumer raised counts as consumed: the next frame runs, not parked."""
+        with mock.patch("chat.consumers._post", side_effect=RuntimeError("bad release")):
+            self.send(1, "first")
+            with self.assertRaises(RuntimeError):
+                self.client.consume("websocket.receive")
+        self.send(2, "second")
+        self.run_all()
+        self.assertEqual(self.stored(), ["second"])
