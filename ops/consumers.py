@@ -2,6 +2,7 @@
 import json
 import os
 
+from channels.security.websockets import allowed_hosts_only
 from django.conf import settings
 
 
@@ -9,6 +10,7 @@ def identity():
     return {"pool": settings.POOL, "pid": os.getpid(), "release": settings.RELEASE}
 
 
+@allowed_hosts_only
 def echo_connect(message):
     message.reply_channel.send({"accept": True})
 

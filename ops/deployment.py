@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 
 from django.conf import settings
 
@@ -87,10 +88,12 @@ class Deployment(object):
         })
         if settings.LAYER == "redis" and not self.environ.get("CHAT_REDIS_URL"):
             port = free_port()
+            password = self.environ.get("CHAT_REDIS_PASSWORD", "")
+            auth = ":%s@" % urllib.parse.quote(password, safe="") if password else ""
             env.update({
                 "CHAT_REDIS_AUTOSTART": "true",
                 "CHAT_REDIS_PORT": str(port),
-                "CHAT_REDIS_URL": "redis://127.0.0.1:%d/0" % port,
+                "CHAT_REDIS_URL": "redis://%s127.0.0.1:%d/0" % (auth, port),
             })
         return env
 
@@ -165,8 +168,16 @@ class Deployment(object):
         self.clean_layer()
         releases.ensure_current()
         if env["CHAT_REDIS_AUTOSTART"] == "true":
-            with open(settings.LOCAL_REDIS_FILE, "w") as local:
-                local.write(env["CHAT_REDIS_URL"])
+            self.write_private(settings.LOCAL_REDIS_FILE, env["CHAT_REDIS_URL"])
+            password = self.environ.get("CHAT_REDIS_PASSWORD", "")
+            self.write_private(os.path.join(self.run_dir, "redis.conf"), "\n".join([
+                "port %s" % env["CHAT_REDIS_PORT"],
+                "bind 127.0.0.1",          # loopback only; another machine reaches it through its own URL
+                "protected-mode yes",
+                'save ""',                 # a channel layer: nothing worth keeping across restarts
+                "appendonly no",
+                "dir %s" % os.path.join(self.var_dir, "redis"),
+            ] + (['requirepass "%s"' % password.replace('"', '\\"')] if password else [])) + "\n")
         with open(os.path.join(self.base_dir, "nginx.conf")) as template:
             text = template.read()
         missing = sorted(set(_PLACEHOLDER.findall(text)) - set(env))
@@ -174,6 +185,13 @@ class Deployment(object):
             raise DeploymentError("nginx.conf uses unset variables: %s" % ", ".join(missing))
         with open(os.path.join(self.var_dir, "nginx.conf"), "w") as rendered:
             rendered.write(_PLACEHOLDER.sub(lambda m: env[m.group(1)], text))
+
+    @staticmethod
+    def write_private(path, text):
+        """A file only this user can read (it may hold a password)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
 
     def clean_layer(self):
         """Unlink this deployment's IPC shared memory, so no stale lock outlives a killed run."""
