@@ -67,9 +67,17 @@ test: OS_PACKAGES := nginx redis postgresql chromium chromedriver
 test: $(STAMP) os-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: OS_PACKAGES := nginx redis
-bench: $(STAMP) os-deps
-	@bin/bench
+BENCH_VENV := bench/venv
+$(BENCH_VENV)/.installed: bench/requirements.txt
+	@test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	@$(BENCH_VENV)/bin/python -m pip install -q --no-deps -r bench/requirements.txt 2>&1 | grep -v '^WARNING: Location' || true
+	@$(BENCH_VENV)/bin/python -c 'import aiohttp, matplotlib' && touch $@
+
+# BENCH_ARGS=--quick for a short smoke run, --only redis/tuned for one configuration.
+bench: OS_PACKAGES := nginx redis wrk
+bench: $(STAMP) os-deps $(BENCH_VENV)/.installed
+	$(PY) bench/run.py $(BENCH_ARGS)
+	@echo "Results in bench/results/; tables and plots: $(BENCH_VENV)/bin/python bench/report.py bench/results/<file>.json"
 
 freeze: $(STAMP)
 	@$(PY) -m pip freeze --exclude-editable | grep -v '^pkg.resources' > requirements.lock && \

@@ -110,6 +110,10 @@ LAYER_CAPACITY = env.integer("LAYER_CAPACITY", 100, minimum=1)
 RESPONSE_CAPACITY = env.integer("RESPONSE_CAPACITY", 5000, minimum=1)
 _capacity = {"daphne.response*": RESPONSE_CAPACITY, "http.response*": RESPONSE_CAPACITY}
 
+# "upstream": the libraries' own classes with their default capacities, for the benchmarks'
+# side-by-side comparison; "tuned" (the default): the project's layer classes and capacities.
+LAYER_FLAVOR = env.choice("LAYER_FLAVOR", ("tuned", "upstream"), "tuned")
+
 if LAYER == "ipc":
     _layer = {
         "BACKEND": "my_project.layers.IPCChannelLayer",
@@ -147,6 +151,10 @@ else:
     }
     if env.strings("LAYER_ENCRYPTION_KEYS"):
         _layer["CONFIG"]["symmetric_encryption_keys"] = env.strings("LAYER_ENCRYPTION_KEYS")
+if LAYER_FLAVOR == "upstream":
+    _layer["BACKEND"] = {"ipc": "asgi_ipc.IPCChannelLayer", "redis": "asgi_redis.RedisChannelLayer"}[LAYER]
+    for _tuning in ("capacity", "channel_capacity", "blpop_timeout"):
+        _layer["CONFIG"].pop(_tuning, None)
 _layer["ROUTING"] = "my_project.routing.channel_routing"
 CHANNEL_LAYERS = {"default": _layer}
 

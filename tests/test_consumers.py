@@ -222,6 +222,18 @@ class PresenceTests(ConsumerTestCase):
         self.assertEqual([f for f in self.frames(self.client) if f["type"] == "presence"], [])
 
 
+    def test_big_room_tells_only_the_joiner(self):
+        """Past CHAT_PRESENCE_BROADCAST_MAX sockets a join is not broadcast (members² frames), but the
+        joiner still learns who is online."""
+        self.frames(self.client)
+        bob = User.objects.create_user("bob", password="pw-bob-12345")
+        with self.settings(CHAT_PRESENCE_BROADCAST_MAX=1):
+            other = self.connect(bob)
+        self.assertEqual([f for f in self.frames(self.client) if f["type"] == "presence"], [])
+        self.assertEqual([f["online"] for f in self.frames(other) if f.get("type") == "presence"],
+                         [["alice", "bob"]])
+
+
 class FloodTests(ConsumerTestCase):
     def test_flood_is_refused_and_the_socket_recovers(self):
         """Past the per-socket burst, frames get rate_limited errors and store nothing; after a

@@ -1,0 +1,101 @@
+"""Turn a bench/results/<date>.json into PNG plots in bench/ and the tables of BENCHMARKS.md.
+
+Runs in bench/venv (matplotlib). Usage: bench/venv/bin/python bench/report.py bench/results/X.json
+"""
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+def rows(data, scenario_prefix):
+    return [r for r in data["results"] if r["scenario"].startswith(scenario_prefix)]
+
+
+def latency_plot(data, scenario, filename, title):
+    chosen = [r for r in rows(data, scenario) if r.get("samples")]
+    if not chosen:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for r in chosen:
+        samples = sorted(s for s in r["samples"] if s is not None)
+        ax.plot(samples, [i / len(samples) for i in range(len(samples))], label=r["config"])
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (ms, log scale)")
+    ax.set_ylabel("fraction of requests")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(HERE, filename), dpi=90)
+    plt.close(fig)
+    return filename
+
+
+def scaling_plot(data, filename):
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for layer in ("redis", "ipc"):
+        for scenario, style in (("chat, 100 clients", "-o"), ("cpu-heavy", "--s")):
+            points = []
+            for r in data["results"]:
+                if r["scenario"].startswith(scenario) and r["config"].startswith(layer + "/tuned/"):
+                    points.append((int(r["config"].split("/")[2][:-1]), r.get("messages_per_second", 0)))
+            if points:
+                points.sort()
+                ax.plot([p[0] for p in points], [p[1] for p in points], style,
+                        label="%s: %s" % (layer, scenario))
+    ax.set_xlabel("realtime workers")
+    ax.set_ylabel("messages / s")
+    ax.set_xticks([1, 2, 4])
+    ax.set_title("Throughput against realtime workers (tuned)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(HERE, filename), dpi=90)
+    plt.close(fig)
+    return filename
+
+
+def table(data):
+    lines = ["| configuration | scenario | p50 ms | p99 ms | rate | errors / missed |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in data["results"]:
+        if "rss_mb" in r:
+            continue
+        s = r.get("summary", {})
+        rate = r.get("messages_per_second") or r.get("requests_per_second") or r.get("achieved_rps")
+        unit = " msg/s" if "messages_per_second" in r else " req/s"
+        lines.append("| %s | %s | %s | %s | %s | %s |" % (
+            r["config"], r["scenario"],
+            "%.2f" % s["p50"] if s.get("p50") is not None else "-",
+            "%.2f" % s["p99"] if s.get("p99") is not None else "-",
+            ("%.0f%s" % (rate, unit)) if rate else "-",
+            r.get("errors", r.get("missed", 0))))
+    memory = [r for r in data["results"] if "rss_mb" in r]
+    if memory:
+        lines += ["", "| configuration | process | RSS MiB (idle, after the load) |", "| --- | --- | ---: |"]
+        lines += ["| %s | %s | %.1f |" % (r["config"], r["scenario"][4:], r["rss_mb"]) for r in memory]
+    return "\n".join(lines)
+
+
+def main():
+    data = json.load(open(sys.argv[1]))
+    plots = [latency_plot(data, "raw echo", "echo-latency.png", "Raw layer echo (1 client), CDF"),
+             latency_plot(data, "chat round trip", "chat-latency.png", "Chat round trip (1 client), CDF"),
+             scaling_plot(data, "throughput-workers.png")]
+    print(table(data))
+    print()
+    for plot in plots:
+        if plot:
+            print("![%s](bench/%s)" % (plot, plot))
+
+
+if __name__ == "__main__":
+    main()

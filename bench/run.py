@@ -1,0 +1,224 @@
+"""`make bench`: start each configuration of the real deployment, drive it with bench/loadgen.py
+(and wrk), and write bench/results/<date>.json, PNG plots and BENCHMARKS.md.
+
+Runs in the project's virtualenv (it starts deployments like the end-to-end tests); the load
+generator runs in bench/venv on a modern Python.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+
+from tests.e2e.client import Browser  # noqa: E402
+from tests.e2e.servers import Site  # noqa: E402
+
+LOADGEN = [os.path.join(HERE, "venv", "bin", "python"), os.path.join(HERE, "loadgen.py")]
+BENCH_ENV = {
+    # The chat's per-socket rate limit would be the bottleneck of a load test, not the stack.
+    "CHAT_RATE_BURST": "100000", "CHAT_RATE_PER_SECOND": "100000",
+    "CHAT_PRESENCE_BROADCAST_MAX": "0",  # fan-out rooms measure messages, not presence storms
+    "CHAT_LOG_LEVEL": "warning",
+}
+
+
+def progress(text):
+    print("[%s] %s" % (time.strftime("%H:%M:%S"), text), flush=True)
+
+
+def summary(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"n": len(values), "p50": pick(0.50), "p90": pick(0.90), "p99": pick(0.99),
+            "mean": statistics.mean(values), "max": ordered[-1]}
+
+
+class Bench(object):
+    def __init__(self, quick):
+        self.quick = quick
+        self.results = []
+        self.workdir = tempfile.mkdtemp(prefix="chat-bench-")
+
+    def loadgen(self, site, scenario, *args, timeout=600):
+        cmd = LOADGEN + [scenario, "--url", site.url] + [str(a) for a in args]
+        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                universal_newlines=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError("loadgen %s failed: %s" % (scenario, result.stderr[-2000:]))
+        return json.loads(result.stdout)
+
+    def users(self, site, count, rooms=True):
+        """Sign up `count` users, each with a room of their own; a JSON file for the load generator."""
+        out = []
+        for n in range(count):
+            browser = Browser(site.url).signup("b%s" % uuid.uuid4().hex[:10])
+            out.append({"cookie": browser.cookie("sessionid"), "room": None})
+        if rooms:
+            slugs = ["bench-%s" % uuid.uuid4().hex[:10] for _ in out]
+            site.shell("from chat.models import Room; Room.objects.bulk_create([Room(slug=s, name=s) "
+                       "for s in %r])" % slugs)
+            for user, slug in zip(out, slugs):
+                user["room"] = slug
+        path = os.path.join(self.workdir, "users-%s.json" % uuid.uuid4().hex[:6])
+        with open(path, "w") as f:
+            json.dump(out, f)
+        return path
+
+    def record(self, config, scenario, data, **extra):
+        row = {"config": config, "scenario": scenario}
+        row.update(extra)
+        for key in ("latency_ms", "last_delivery_ms"):
+            if key in data:
+                row["summary"] = summary(data[key])
+                row["samples"] = data[key]
+        for key in ("messages_per_second", "achieved_rps", "errors", "missed", "requests_per_second"):
+            if key in data:
+                row[key] = data[key]
+        self.results.append(row)
+        s = row.get("summary", {})
+        progress("  %-28s %-30s p50 %7.2f ms  p99 %7.2f ms  %s" % (
+            config, scenario, s.get("p50", 0), s.get("p99", 0),
+            " ".join("%s=%.1f" % (k, row[k]) for k in ("messages_per_second", "achieved_rps",
+                                                       "requests_per_second", "missed", "errors")
+                     if k in row)))
+
+    def wrk(self, site, path):
+        """Saturation: wrk with 64 connections for 10 s; requests/s and its latency percentiles."""
+        out = subprocess.run(["wrk", "-t2", "-c64", "-d%ds" % (5 if self.quick else 10), "--latency",
+                              site.url + path], stdout=subprocess.PIPE, universal_newlines=True).stdout
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        lat = {q: self._ms(re.search(r"\s%s%%\s+([\d.]+\w+)" % q, out).group(1)) for q in ("50", "99")}
+        errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        return {"requests_per_second": rps, "p50": lat["50"], "p99": lat["99"],
+                "errors": int(errors.group(1)) if errors else 0}
+
+    @staticmethod
+    def _ms(text):
+        number, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    # ---- one configuration -----------------------------------------------------------------------
+
+    def configuration(self, layer, flavor, workers, scenarios):
+        config = "%s/%s/%dw" % (layer, flavor, workers)
+        progress("%s: starting the deployment" % config)
+        env = dict(BENCH_ENV, CHAT_LAYER=layer, CHAT_LAYER_FLAVOR=flavor,
+                   CHAT_WORKERS_REALTIME=str(workers), CHAT_GUNICORN_WORKERS="2")
+        site = Site(**env).start()
+        try:
+            time.sleep(2)
+            n = 100 if self.quick else 300
+            if "echo" in scenarios:
+                self.record(config, "raw echo, 1 client", self.loadgen(site, "echo", "--n", n))
+            if "chat1" in scenarios:
+                users = self.users(site, 1)
+                self.record(config, "chat round trip, 1 client",
+                            self.loadgen(site, "chat", "--users", users, "--n", n))
+            if "chat100" in scenarios:
+                users = self.users(site, 100)
+                self.record(config, "chat, 100 clients/100 rooms",
+                            self.loadgen(site, "chat", "--users", users, "--duration",
+                                         5 if self.quick else 15, "--warmup", 2))
+            if "burn" in scenarios:
+                self.record(config, "cpu-heavy consumer (5 ms)",
+                            self.loadgen(site, "burn", "--clients", 8, "--ms", 5, "--duration",
+                                         5 if self.quick else 10))
+            if "fanout" in scenarios:
+                for members in (100, 1000):
+                    users = self.users(site, 10, rooms=False)
+                    room = "fan-%s" % uuid.uuid4().hex[:8]
+                    site.shell("from chat.models import Room; Room.objects.create(slug=%r, name=%r)"
+                               % (room, room))
+                    self.record(config, "fan-out to %d" % members,
+                                self.loadgen(site, "fanout", "--users", users, "--room", room,
+                                             "--members", members, "--messages", 5, timeout=900))
+            if "longpoll" in scenarios:
+                users = self.users(site, 2)
+                with open(users) as f:
+                    pair = json.load(f)
+                pair[1]["room"] = pair[0]["room"]
+                with open(users, "w") as f:
+                    json.dump(pair, f)
+                self.record(config, "long-poll wake-up",
+                            self.loadgen(site, "longpoll", "--users", users, "--room", pair[0]["room"],
+                                         "--n", 20 if self.quick else 50))
+            if "http" in scenarios:
+                for label, path in (("gunicorn", "/healthz"), ("daphne+workers", "/daphne/healthz")):
+                    self.record(config, "page via %s at 300 rps" % label,
+                                self.loadgen(site, "http", "--path", path, "--rate", 300,
+                                             "--duration", 5 if self.quick else 10))
+                    data = self.wrk(site, path)
+                    self.results.append({"config": config, "scenario": "page via %s, saturation" % label,
+                                         "requests_per_second": data["requests_per_second"],
+                                         "summary": {"p50": data["p50"], "p99": data["p99"]},
+                                         "errors": data["errors"]})
+                    progress("  %-28s %-30s %.0f req/s p50 %.1f ms p99 %.1f ms" % (
+                        config, "page via %s, saturation" % label, data["requests_per_second"],
+                        data["p50"], data["p99"]))
+            if "memory" in scenarios:
+                self.memory(site, config)
+        finally:
+            site.close()
+
+    def memory(self, site, config):
+        """RSS of each daphne and worker at idle (after the load above)."""
+        for info in site.processes():
+            if info["group"] in ("daphne", "realtime") and info["pid"]:
+                with open("/proc/%d/status" % info["pid"]) as status:
+                    rss = int(re.search(r"VmRSS:\s+(\d+)", status.read()).group(1)) / 1024.0
+                self.results.append({"config": config, "scenario": "RSS %s" % info["name"], "rss_mb": rss})
+
+    def run(self, only):
+        full = ["echo", "chat1", "chat100", "fanout", "longpoll", "http", "memory"]
+        plan = [("redis", "upstream", 2, full), ("redis", "tuned", 2, full),
+                ("ipc", "upstream", 2, full), ("ipc", "tuned", 2, full)]
+        for workers in (1, 4):
+            plan.append(("redis", "tuned", workers, ["chat100", "burn"]))
+            plan.append(("ipc", "tuned", workers, ["chat100", "burn"]))
+        plan.append(("redis", "tuned", 2, ["burn"]))
+        plan.append(("ipc", "tuned", 2, ["burn"]))
+        for layer, flavor, workers, scenarios in plan:
+            if only and only not in "%s/%s/%dw" % (layer, flavor, workers):
+                continue
+            self.configuration(layer, flavor, workers, scenarios)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the bench)")
+    parser.add_argument("--only", help="run the configurations whose name contains this, e.g. redis/tuned")
+    args = parser.parse_args()
+    bench = Bench(args.quick)
+    started = time.time()
+    try:
+        bench.run(args.only)
+    finally:
+        os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = os.path.join(HERE, "results", "%s.json" % stamp)
+        with open(path, "w") as out:
+            json.dump({"date": stamp, "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                                  "python": platform.python_version()},
+                       "seconds": time.time() - started, "quick": args.quick,
+                       "results": bench.results}, out)
+        shutil.rmtree(bench.workdir, ignore_errors=True)
+        progress("raw results: %s" % path)
+
+
+if __name__ == "__main__":
+    main()
