@@ -70,14 +70,23 @@ class Bench(object):
             out.append({"cookie": browser.cookie("sessionid"), "room": None})
         if rooms:
             slugs = ["bench-%s" % uuid.uuid4().hex[:10] for _ in out]
-            site.shell("from chat.models import Room; Room.objects.bulk_create([Room(slug=s, name=s) "
-                       "for s in %r])" % slugs)
+            # (a comprehension inside `shell -c` cannot see names the command imported)
+            site.shell("import chat.models; chat.models.Room.objects.bulk_create("
+                       "[__import__('chat.models').models.Room(slug=s, name=s) for s in %r])" % slugs)
             for user, slug in zip(out, slugs):
                 user["room"] = slug
         path = os.path.join(self.workdir, "users-%s.json" % uuid.uuid4().hex[:6])
         with open(path, "w") as f:
             json.dump(out, f)
         return path
+
+    def attempt(self, config, scenario, run):
+        """Run one scenario; a failure is recorded (the stack gave up) and the bench goes on."""
+        try:
+            run()
+        except Exception as exc:  # noqa: BLE001 - any failure of the system under test is a result
+            self.results.append({"config": config, "scenario": scenario, "failed": str(exc)[-300:]})
+            progress("  %-28s %-30s FAILED: %s" % (config, scenario, str(exc).strip().splitlines()[-1][:120]))
 
     def record(self, config, scenario, data, **extra):
         row = {"config": config, "scenario": scenario}
@@ -124,56 +133,68 @@ class Bench(object):
             time.sleep(2)
             n = 100 if self.quick else 300
             if "echo" in scenarios:
-                self.record(config, "raw echo, 1 client", self.loadgen(site, "echo", "--n", n))
+                self.attempt(config, "raw echo, 1 client", lambda: self.record(
+                    config, "raw echo, 1 client", self.loadgen(site, "echo", "--n", n)))
             if "chat1" in scenarios:
-                users = self.users(site, 1)
-                self.record(config, "chat round trip, 1 client",
-                            self.loadgen(site, "chat", "--users", users, "--n", n))
+                self.attempt(config, "chat round trip, 1 client", lambda: self.record(
+                    config, "chat round trip, 1 client",
+                    self.loadgen(site, "chat", "--users", self.users(site, 1), "--n", n)))
             if "chat100" in scenarios:
-                users = self.users(site, 100)
-                self.record(config, "chat, 100 clients/100 rooms",
-                            self.loadgen(site, "chat", "--users", users, "--duration",
-                                         5 if self.quick else 15, "--warmup", 2))
+                self.attempt(config, "chat, 100 clients/100 rooms", lambda: self.record(
+                    config, "chat, 100 clients/100 rooms",
+                    self.loadgen(site, "chat", "--users", self.users(site, 100), "--duration",
+                                 5 if self.quick else 15, "--warmup", 2)))
             if "burn" in scenarios:
-                self.record(config, "cpu-heavy consumer (5 ms)",
-                            self.loadgen(site, "burn", "--clients", 8, "--ms", 5, "--duration",
-                                         5 if self.quick else 10))
+                self.attempt(config, "cpu-heavy consumer (5 ms)", lambda: self.record(
+                    config, "cpu-heavy consumer (5 ms)",
+                    self.loadgen(site, "burn", "--clients", 8, "--ms", 5, "--duration",
+                                 5 if self.quick else 10)))
             if "fanout" in scenarios:
                 for members in (100, 1000):
-                    users = self.users(site, 10, rooms=False)
-                    room = "fan-%s" % uuid.uuid4().hex[:8]
-                    site.shell("from chat.models import Room; Room.objects.create(slug=%r, name=%r)"
-                               % (room, room))
-                    self.record(config, "fan-out to %d" % members,
-                                self.loadgen(site, "fanout", "--users", users, "--room", room,
-                                             "--members", members, "--messages", 5, timeout=900))
+                    self.attempt(config, "fan-out to %d" % members,
+                                 lambda: self.fanout(site, config, members))
             if "longpoll" in scenarios:
-                users = self.users(site, 2)
-                with open(users) as f:
-                    pair = json.load(f)
-                pair[1]["room"] = pair[0]["room"]
-                with open(users, "w") as f:
-                    json.dump(pair, f)
-                self.record(config, "long-poll wake-up",
-                            self.loadgen(site, "longpoll", "--users", users, "--room", pair[0]["room"],
-                                         "--n", 20 if self.quick else 50))
+                self.attempt(config, "long-poll wake-up", lambda: self.longpoll(site, config))
             if "http" in scenarios:
-                for label, path in (("gunicorn", "/healthz"), ("daphne+workers", "/daphne/healthz")):
-                    self.record(config, "page via %s at 300 rps" % label,
-                                self.loadgen(site, "http", "--path", path, "--rate", 300,
-                                             "--duration", 5 if self.quick else 10))
-                    data = self.wrk(site, path)
-                    self.results.append({"config": config, "scenario": "page via %s, saturation" % label,
-                                         "requests_per_second": data["requests_per_second"],
-                                         "summary": {"p50": data["p50"], "p99": data["p99"]},
-                                         "errors": data["errors"]})
-                    progress("  %-28s %-30s %.0f req/s p50 %.1f ms p99 %.1f ms" % (
-                        config, "page via %s, saturation" % label, data["requests_per_second"],
-                        data["p50"], data["p99"]))
+                self.attempt(config, "pages", lambda: self.pages(site, config))
             if "memory" in scenarios:
                 self.memory(site, config)
         finally:
             site.close()
+
+    def pages(self, site, config):
+        """The same view through gunicorn and through daphne + workers: at 300 rps, and saturated."""
+        for label, path in (("gunicorn", "/healthz"), ("daphne+workers", "/daphne/healthz")):
+            self.record(config, "page via %s at 300 rps" % label,
+                        self.loadgen(site, "http", "--path", path, "--rate", 300,
+                                     "--duration", 5 if self.quick else 10))
+            data = self.wrk(site, path)
+            self.results.append({"config": config, "scenario": "page via %s, saturation" % label,
+                                 "requests_per_second": data["requests_per_second"],
+                                 "summary": {"p50": data["p50"], "p99": data["p99"]},
+                                 "errors": data["errors"]})
+            progress("  %-28s %-30s %.0f req/s p50 %.1f ms p99 %.1f ms" % (
+                config, "page via %s, saturation" % label, data["requests_per_second"],
+                data["p50"], data["p99"]))
+
+    def fanout(self, site, config, members):
+        users = self.users(site, 10, rooms=False)
+        room = "fan-%s" % uuid.uuid4().hex[:8]
+        site.shell("from chat.models import Room; Room.objects.create(slug=%r, name=%r)" % (room, room))
+        self.record(config, "fan-out to %d" % members,
+                    self.loadgen(site, "fanout", "--users", users, "--room", room, "--members", members,
+                                 "--messages", 5, timeout=900))
+
+    def longpoll(self, site, config):
+        users = self.users(site, 2)
+        with open(users) as f:
+            pair = json.load(f)
+        pair[1]["room"] = pair[0]["room"]
+        with open(users, "w") as f:
+            json.dump(pair, f)
+        self.record(config, "long-poll wake-up",
+                    self.loadgen(site, "longpoll", "--users", users, "--room", pair[0]["room"],
+                                 "--n", 20 if self.quick else 50))
 
     def memory(self, site, config):
         """RSS of each daphne and worker at idle (after the load above)."""
