@@ -39,4 +39,6 @@ def django_test_database():
     yield
     runner.teardown_databases(old_config)
     teardown_test_environment()
+    from tests.e2e.servers import remove_ipc_segments
+    remove_ipc_segments(_VAR)
     shutil.rmtree(_VAR, ignore_errors=True)

@@ -29,9 +29,16 @@ class IPCConformance(ConformanceTestCase):
     @classmethod
     def tearDownClass(cls):
         cls.channel_layer.flush()
+        remove_segments("chat-conformance")
 
     def setUp(self):
         self.channel_layer.flush()
+
+
+def remove_segments(prefix):
+    import glob
+    for path in glob.glob("/dev/shm/%s-*" % prefix) + glob.glob("/dev/shm/sem.%s-*" % prefix):
+        os.unlink(path)
 
 
 class _RedisConformance(ConformanceTestCase):
@@ -86,7 +93,7 @@ def test_ipc_survives_a_process_killed_holding_the_lock():
     layer.send("after.kill", {"ok": True})
     assert time.time() - started < 1
     assert layer.receive(["after.kill"]) == ("after.kill", {"ok": True})
-    layer.flush()
+    remove_segments("chat-killtest")
 
 
 def test_ipc_torn_store_is_reset():
@@ -96,4 +103,4 @@ def test_ipc_torn_store_is_reset():
     layer.message_store.mmap[:8] = b"\x80\x02}q\x00(X\xff"
     layer.send("torn", {"n": 2})
     assert layer.receive(["torn"]) == ("torn", {"n": 2})
-    layer.flush()
+    remove_segments("chat-torntest")

@@ -1,5 +1,6 @@
 """Real processes for the end-to-end tests: Redis, PostgreSQL, and whole deployments, on free ports."""
 import glob
+import hashlib
 import os
 import pwd
 import shutil
@@ -13,6 +14,17 @@ import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = sys.executable  # the project's virtualenv, which runs the tests
+
+
+def remove_ipc_segments(var_dir):
+    """Unlink the shared memory, semaphores and lock files of the IPC layer of a var dir, whoever
+    created them (a management command run against a stopped deployment creates them again)."""
+    prefix = "chat-" + hashlib.sha1(os.path.abspath(var_dir).encode()).hexdigest()[:10]
+    for path in glob.glob("/dev/shm/%s-*" % prefix) + glob.glob("/dev/shm/sem.%s-*" % prefix):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def free_port():
@@ -228,4 +240,5 @@ class Site(object):
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+        remove_ipc_segments(self.var_dir)
         shutil.rmtree(self.var_dir, ignore_errors=True)
