@@ -35,6 +35,23 @@ def _die_with_parent():
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def processes_of(run_dir):
+    """Pids of live processes (this one aside) started for the deployment whose run dir this is:
+    they all carry CHAT_RUN_DIR in their environment, whatever became of their supervisord."""
+    marker = ("CHAT_RUN_DIR=%s" % run_dir).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/environ" % entry, "rb") as environ:
+                if marker in environ.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -262,19 +279,8 @@ class Deployment(object):
             return False
 
     def leftovers(self):
-        """Pids of live processes started for this deployment (they carry its CHAT_RUN_DIR)."""
-        marker = ("CHAT_RUN_DIR=%s" % self.run_dir).encode()
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == os.getpid():
-                continue
-            try:
-                with open("/proc/%s/environ" % entry, "rb") as environ:
-                    if marker in environ.read().split(b"\0"):
-                        found.append(int(entry))
-            except OSError:
-                continue
-        return found
+        """Pids of live processes started for this deployment."""
+        return processes_of(self.run_dir)
 
     def stop(self, timeout=90):
         """Stop supervisord (which stops every program with its own stop signal) and sweep up."""

@@ -51,8 +51,6 @@ class Counters(object):
             self.consumed += 1
             self.errors += int(failed)
             self.busy += seconds
-        if time.time() - self.flushed_at >= FLUSH_EVERY:
-            self.flush()
 
     def flush(self):
         from .models import WorkerStats
@@ -76,7 +74,8 @@ class Counters(object):
             pass  # the row goes stale and is ignored anyway
 
     def heartbeat(self):
-        """Publish at least every FLUSH_EVERY seconds, even while idle (a thread of its own)."""
+        """Publish every FLUSH_EVERY seconds from a thread of its own, busy or idle: the database
+        write stays off the consumer path."""
         def beat():
             while True:
                 time.sleep(FLUSH_EVERY)

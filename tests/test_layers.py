@@ -11,7 +11,7 @@ from asgiref.conformance import ConformanceTestCase
 
 from my_project.layers import IPCChannelLayer, RedisChannelLayer
 
-from .e2e.servers import RedisServer
+from .e2e.servers import RedisServer, remove_ipc_prefix
 
 needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None,
                                  reason="redis-server is not installed (make test installs it)")
@@ -29,16 +29,10 @@ class IPCConformance(ConformanceTestCase):
     @classmethod
     def tearDownClass(cls):
         cls.channel_layer.flush()
-        remove_segments("chat-conformance")
+        remove_ipc_prefix("chat-conformance")
 
     def setUp(self):
         self.channel_layer.flush()
-
-
-def remove_segments(prefix):
-    import glob
-    for path in glob.glob("/dev/shm/%s-*" % prefix) + glob.glob("/dev/shm/sem.%s-*" % prefix):
-        os.unlink(path)
 
 
 class _RedisConformance(ConformanceTestCase):
@@ -93,7 +87,7 @@ def test_ipc_survives_a_process_killed_holding_the_lock():
     layer.send("after.kill", {"ok": True})
     assert time.time() - started < 1
     assert layer.receive(["after.kill"]) == ("after.kill", {"ok": True})
-    remove_segments("chat-killtest")
+    remove_ipc_prefix("chat-killtest")
 
 
 def test_ipc_torn_store_is_reset():
@@ -103,4 +97,4 @@ def test_ipc_torn_store_is_reset():
     layer.message_store.mmap[:8] = b"\x80\x02}q\x00(X\xff"
     layer.send("torn", {"n": 2})
     assert layer.receive(["torn"]) == ("torn", {"n": 2})
-    remove_segments("chat-torntest")
+    remove_ipc_prefix("chat-torntest")

@@ -12,6 +12,9 @@ import tempfile
 import time
 import urllib.request
 
+from ops import supervisor
+from ops.deployment import processes_of
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = sys.executable  # the project's virtualenv, which runs the tests
 
@@ -19,7 +22,11 @@ PYTHON = sys.executable  # the project's virtualenv, which runs the tests
 def remove_ipc_segments(var_dir):
     """Unlink the shared memory, semaphores and lock files of the IPC layer of a var dir, whoever
     created them (a management command run against a stopped deployment creates them again)."""
-    prefix = "chat-" + hashlib.sha1(os.path.abspath(var_dir).encode()).hexdigest()[:10]
+    remove_ipc_prefix("chat-" + hashlib.sha1(os.path.abspath(var_dir).encode()).hexdigest()[:10])
+
+
+def remove_ipc_prefix(prefix):
+    """Unlink every IPC segment, semaphore and lock file whose name starts with prefix-."""
     for path in glob.glob("/dev/shm/%s-*" % prefix) + glob.glob("/dev/shm/sem.%s-*" % prefix):
         try:
             os.unlink(path)
@@ -178,8 +185,6 @@ class Site(object):
             return out.read()
 
     def supervisor(self):
-        sys.path.insert(0, REPO)
-        from ops import supervisor
         return supervisor.connect(os.path.join(self.var_dir, "run", "supervisor.sock")).supervisor
 
     def processes(self, group=None):
@@ -206,16 +211,7 @@ class Site(object):
 
     def leftovers(self):
         """Processes still alive that this deployment started."""
-        marker = ("CHAT_RUN_DIR=%s" % os.path.join(self.var_dir, "run")).encode()
-        alive = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open("/proc/%s/environ" % pid, "rb") as environ:
-                    if marker in environ.read().split(b"\0"):
-                        alive.append(int(pid))
-            except OSError:
-                pass
-        return alive
+        return processes_of(os.path.join(self.var_dir, "run"))
 
     def log_tails(self, lines=15):
         """The last lines of every log of this deployment, for the report of a failed run."""

@@ -9,6 +9,16 @@ from .client import Browser, receive_until
 from .servers import wait_for
 
 
+def echo_on_a_new_socket(site, text):
+    """Open /ws/echo/, get `text` back through daphne and a realtime worker, close."""
+    ws = Browser(site.url).websocket("/ws/echo/")
+    try:
+        ws.send(text)
+        assert ws.recv() == text
+    finally:
+        ws.close()
+
+
 def test_plain_page_served_by_gunicorn(site):
     """/ is rendered by gunicorn (the web pool), not by daphne."""
     resp = Browser(site.url).get("/")
@@ -109,10 +119,7 @@ def test_websockets_survive_stopping_gunicorn(site):
         assert Browser(site.url).get("/").status == 502
         ws.send("still here")
         assert ws.recv() == "still here"
-        fresh = Browser(site.url).websocket("/ws/echo/")
-        fresh.send("new socket")
-        assert fresh.recv() == "new socket"
-        fresh.close()
+        echo_on_a_new_socket(site, "new socket")
     finally:
         supervisor.startProcess("gunicorn:gunicorn")
         ws.close()
@@ -141,10 +148,7 @@ def test_sigterm_to_a_worker_brings_a_new_one(site):
     wait_for(lambda: site.supervisor().getProcessInfo(name)["pid"] not in (0, old), 30, "a new worker")
     new = site.wait_running(name)
     assert new["pid"] != old
-    ws = Browser(site.url).websocket("/ws/echo/")
-    ws.send("after restart")
-    assert ws.recv() == "after restart"
-    ws.close()
+    echo_on_a_new_socket(site, "after restart")
 
 
 def test_one_daphne_down_keeps_the_site_up(site):
@@ -153,10 +157,7 @@ def test_one_daphne_down_keeps_the_site_up(site):
     supervisor.stopProcess("daphne:daphne_00")
     try:
         for _ in range(4):
-            ws = Browser(site.url).websocket("/ws/echo/")
-            ws.send("x")
-            assert ws.recv() == "x"
-            ws.close()
+            echo_on_a_new_socket(site, "x")
     finally:
         supervisor.startProcess("daphne:daphne_00")
 
