@@ -204,7 +204,7 @@ class Bench(object):
                     rss = int(re.search(r"VmRSS:\s+(\d+)", status.read()).group(1)) / 1024.0
                 self.results.append({"config": config, "scenario": "RSS %s" % info["name"], "rss_mb": rss})
 
-    def run(self, only):
+    def run(self, only, keep=None):
         full = ["echo", "chat1", "chat100", "fanout", "longpoll", "http", "memory"]
         plan = [("redis", "upstream", 2, full), ("redis", "tuned", 2, full),
                 ("ipc", "upstream", 2, full), ("ipc", "tuned", 2, full)]
@@ -216,18 +216,22 @@ class Bench(object):
         for layer, flavor, workers, scenarios in plan:
             if only and only not in "%s/%s/%dw" % (layer, flavor, workers):
                 continue
-            self.configuration(layer, flavor, workers, scenarios)
+            if keep:
+                scenarios = [s for s in scenarios if s in keep]
+            if scenarios:
+                self.configuration(layer, flavor, workers, scenarios)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the bench)")
     parser.add_argument("--only", help="run the configurations whose name contains this, e.g. redis/tuned")
+    parser.add_argument("--scenarios", help="comma-separated subset, e.g. echo,chat1 (default: all)")
     args = parser.parse_args()
     bench = Bench(args.quick)
     started = time.time()
     try:
-        bench.run(args.only)
+        bench.run(args.only, args.scenarios.split(",") if args.scenarios else None)
     finally:
         os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

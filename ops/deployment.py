@@ -14,7 +14,7 @@ import urllib.parse
 
 from django.conf import settings
 
-from my_project import layers
+from my_project.layers import ipc
 
 from . import releases, supervisor
 
@@ -223,9 +223,10 @@ class Deployment(object):
                 except posix_ipc.ExistentialError:
                     pass
             try:
-                os.unlink(os.path.join(layers.LOCK_DIR, "%s.lock" % name))
+                os.unlink(os.path.join(ipc.SHM_DIR, "%s.lock" % name))
             except FileNotFoundError:
                 pass
+        shutil.rmtree(os.path.join(ipc.SHM_DIR, "%s-doorbell" % prefix), ignore_errors=True)
 
     # ---- processes -----------------------------------------------------------------------------
 

@@ -98,3 +98,62 @@ def test_ipc_torn_store_is_reset():
     layer.send("torn", {"n": 2})
     assert layer.receive(["torn"]) == ("torn", {"n": 2})
     remove_ipc_prefix("chat-torntest")
+
+
+def test_ipc_blocking_receive_is_woken_by_a_send_from_another_process():
+    """A blocking receive sleeps on the doorbell and returns as soon as another process sends,
+    long before its timeout (upstream asgi_ipc ignores block=True and the worker polls)."""
+    layer = IPCChannelLayer(prefix="chat-waketest", capacity=5, block_timeout=20)
+    layer.flush()
+    layer.doorbell.listen()  # listening before the child rings
+    child = os.fork()
+    if child == 0:
+        time.sleep(0.3)
+        IPCChannelLayer(prefix="chat-waketest", capacity=5).send("wake.me", {"n": 1})
+        os._exit(0)
+    try:
+        started = time.time()
+        assert layer.receive(["wake.other", "wake.me"], block=True) == ("wake.me", {"n": 1})
+        assert time.time() - started < 10, "woken by the timeout, not by the send"
+    finally:
+        os.waitpid(child, 0)
+        remove_ipc_prefix("chat-waketest")
+
+
+def test_ipc_doorbell_forgets_a_dead_listener():
+    """The socket a killed process left behind is removed by the next send; sends never fail."""
+    layer = IPCChannelLayer(prefix="chat-belltest", capacity=5)
+    child = os.fork()
+    if child == 0:
+        layer.doorbell.listen()
+        time.sleep(60)
+        os._exit(0)
+    try:
+        directory = layer.doorbell.directory
+        wait_until = time.time() + 10
+        while not (os.path.isdir(directory) and os.listdir(directory)) and time.time() < wait_until:
+            time.sleep(0.05)
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        layer.send("bell", {"n": 1})
+        assert os.listdir(directory) == []
+        assert layer.receive(["bell"]) == ("bell", {"n": 1})
+    finally:
+        remove_ipc_prefix("chat-belltest")
+
+
+def test_ipc_group_send_skips_full_members_in_one_pass():
+    """A group send reaches every member below capacity and drops (never raises) for full ones."""
+    layer = IPCChannelLayer(prefix="chat-grouptest", capacity=1)
+    try:
+        layer.flush()
+        for member in ("g.a", "g.b", "g.c"):
+            layer.group_add("grp", member)
+        layer.send("g.b", {"n": 0})
+        layer.send_group("grp", {"n": 1})
+        assert layer.receive(["g.a"]) == ("g.a", {"n": 1})
+        assert layer.receive(["g.b"]) == ("g.b", {"n": 0})
+        assert layer.receive(["g.b"]) == (None, None)
+        assert layer.receive(["g.c"]) == ("g.c", {"n": 1})
+    finally:
+        remove_ipc_prefix("chat-grouptest")

@@ -26,8 +26,12 @@ def remove_ipc_segments(var_dir):
 
 
 def remove_ipc_prefix(prefix):
-    """Unlink every IPC segment, semaphore and lock file whose name starts with prefix-."""
+    """Unlink every IPC segment, semaphore, lock file and doorbell directory whose name starts with
+    prefix-."""
     for path in glob.glob("/dev/shm/%s-*" % prefix) + glob.glob("/dev/shm/sem.%s-*" % prefix):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+            continue
         try:
             os.unlink(path)
         except OSError:

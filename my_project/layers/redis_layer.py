@@ -1,106 +1,15 @@
-"""Channel layer classes the project configures: upstream ones, adjusted from outside."""
-import contextlib
-import fcntl
+"""The Redis channel layer: asgi_redis sharded by channel, with a one-round-trip pop and a persistent
+twisted connection for daphne."""
 import itertools
 import logging
-import os
-import pickle
 import random
-import threading
 import uuid
 
-import asgi_ipc
 import asgi_redis
 import redis
 from asgi_redis.twisted_utils import defer
-from asgi_ipc.store import ChannelMemoryStore, GroupMemoryStore
-from asgiref.base_layer import BaseChannelLayer
 
 logger = logging.getLogger(__name__)
-LOCK_DIR = "/dev/shm"
-
-
-class CrashSafeStoreMixin(object):
-    """asgi_ipc's shared-memory store with a lock the kernel releases when its holder dies.
-
-    Upstream guards the pickled dict in shared memory with a POSIX semaphore. A process killed while
-    holding it (a SIGKILLed worker, the OOM killer) never releases it: every other process waits
-    10 s per operation and then fails with "Semaphore appears to be deadlocked", for good. flock()
-    locks die with their process. The pickle is built first and copied in one piece, and a torn one
-    (a kill mid-copy) is reported and reset instead of failing every later operation: the layer is
-    at-most-once anyway, and the chat's clients resend what was not acked.
-    """
-
-    def __init__(self, path, memory_size):
-        super(CrashSafeStoreMixin, self).__init__(path, memory_size)
-        self.lock_path = os.path.join(LOCK_DIR, "%s.lock" % path.strip("/"))
-        self.lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        self.thread_lock = threading.Lock()  # flock does not exclude threads sharing one descriptor
-
-    @contextlib.contextmanager
-    def locked(self):
-        with self.thread_lock:
-            fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
-
-    def _load(self):
-        self.mmap.seek(0)
-        if not self.mmap.read_byte():
-            return self.DEFAULT_FACTORY()
-        self.mmap.seek(0)
-        try:
-            return pickle.load(self.mmap)
-        except EOFError:
-            return self.DEFAULT_FACTORY()
-        except Exception as exc:  # a torn write: start over rather than fail forever
-            logger.error("IPC store %s was corrupt (%s); resetting it", self.path, exc)
-            return self.DEFAULT_FACTORY()
-
-    def _dump(self, value):
-        data = pickle.dumps(value, protocol=2)
-        if len(data) > len(self.mmap):
-            raise RuntimeError("IPC store %s is full (%d bytes): raise its memory size" % (
-                self.path, len(self.mmap)))
-        self.mmap[:len(data)] = data
-
-    @contextlib.contextmanager
-    def mutate_value(self):
-        with self.locked():
-            value = self._load()
-            yield value
-            self._dump(value)
-
-    def get_value(self):
-        with self.locked():
-            return self._load()
-
-    def flush_all(self):
-        with self.locked():
-            self._dump(self.DEFAULT_FACTORY())
-
-
-class ChannelStore(CrashSafeStoreMixin, ChannelMemoryStore):
-    """Channel lists in shared memory, crash-safe."""
-
-
-class GroupStore(CrashSafeStoreMixin, GroupMemoryStore):
-    """Group memberships in shared memory, crash-safe."""
-
-
-class IPCChannelLayer(asgi_ipc.IPCChannelLayer):
-    """asgi_ipc with stores that survive a process killed mid-operation (see CrashSafeStoreMixin)."""
-
-    def __init__(self, prefix="asgi", expiry=60, group_expiry=86400, capacity=10, channel_capacity=None,
-                 message_memory=100 * 1024 * 1024, group_memory=20 * 1024 * 1024):
-        # Upstream's __init__ would map the same memory a second time with its own stores.
-        BaseChannelLayer.__init__(self, expiry=expiry, group_expiry=group_expiry, capacity=capacity,
-                                  channel_capacity=channel_capacity)
-        self.prefix = prefix
-        self.message_store = ChannelStore("%s-messages" % prefix, message_memory)
-        self.group_store = GroupStore("%s-groups" % prefix, group_memory)
 
 
 # Pop the first waiting message of several lists and fetch (and delete) its body: one round trip

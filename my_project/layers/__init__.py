@@ -1,0 +1,6 @@
+"""Channel layer classes the project configures: upstream ones, extended from outside (subclasses,
+never patches), each in its own module."""
+from .ipc import IPCChannelLayer
+from .redis_layer import RedisChannelLayer
+
+__all__ = ["IPCChannelLayer", "RedisChannelLayer"]
