@@ -2,12 +2,12 @@
 import logging
 
 from channels import Channel, Group
-from channels.auth import channel_session_user, channel_session_user_from_http
+from channels.auth import channel_session_user_from_http
 from channels.security.websockets import allowed_hosts_only
 from django.conf import settings
 from django.utils import timezone
 
-from . import poll, protocol, ratelimit
+from . import poll, protocol, ratelimit, sockets
 from .exceptions import ClientError
 from .models import Message, Presence, Room
 from .ordering import ordered
@@ -27,7 +27,7 @@ def ws_connect(message, slug):
         logger.info("Refused socket for room %r (user %s)", slug, message.user)
         message.reply_channel.send({"close": True})
         return
-    message.channel_session["room"] = room.slug
+    sockets.remember(message.channel_session, message.user, room)
     # Accept before joining the group: a broadcast must never overtake the handshake.
     message.reply_channel.send({"accept": True}, immediately=True)
     Group(room.group).add(message.reply_channel)
@@ -38,13 +38,15 @@ def ws_connect(message, slug):
 
 
 @ordered
-@channel_session_user
+@sockets.socket_user
 def ws_receive(message, slug):
     """Handle one client frame; a bad one gets an error frame and the socket stays open."""
+    room = message.room
+    if room is None:  # a frame of a socket refused at the handshake: nothing to answer
+        return
     try:
         ratelimit.spend(message.channel_session)
         frame = protocol.parse(message.content.get("text"))
-        room = Room.objects.get(slug=message.channel_session["room"])
         if frame["type"] == "ping":
             Presence.objects.filter(reply_channel=message.reply_channel.name).update(seen=timezone.now())
             # Joining again is idempotent and refreshes the membership: a socket whose group entry
@@ -84,10 +86,10 @@ def broadcast(room, stored):
     poll.release(room, stored)
 
 
-@channel_session_user
+@sockets.socket_user
 def ws_disconnect(message, slug):
     """Leave the room's group; announce the user left when this was their last socket there."""
-    room = Room.objects.filter(slug=message.channel_session.get("room")).first()
+    room = message.room
     if room is None:
         return
     Group(room.group).discard(message.reply_channel)

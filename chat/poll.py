@@ -87,12 +87,18 @@ def poll_request(message, slug):
 def release(room, stored):
     """Answer every long-poll waiting for `stored` and empty its group."""
     group = room.poll_group(stored.seq - 1)
-    Group(group).send(response(200, [stored.as_frame()]), immediately=True)
     layer = channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
-    # Not in the ASGI spec, but both asgi_ipc and asgi_redis have it: without it every message would
-    # leave a group behind until group_expiry.
-    for channel in list(getattr(layer, "group_channels", lambda group: [])(group)):
-        layer.group_discard(group, channel)
+    # group_channels is not in the ASGI spec, but both asgi_ipc and asgi_redis have it: without it
+    # every message would leave a group behind until group_expiry. Most messages have no poll
+    # waiting: then there is nothing to send. A poll joining after this look finds the message
+    # stored (it reads the room's last id after joining) and answers itself.
+    members = list(getattr(layer, "group_channels", lambda group: [None])(group))
+    if not members:
+        return
+    Group(group).send(response(200, [stored.as_frame()]), immediately=True)
+    for channel in members:
+        if channel is not None:
+            layer.group_discard(group, channel)
 
 
 def poll_disconnect(message):

@@ -151,7 +151,13 @@ else:
     }
     if env.strings("LAYER_ENCRYPTION_KEYS"):
         _layer["CONFIG"]["symmetric_encryption_keys"] = env.strings("LAYER_ENCRYPTION_KEYS")
+# Per-socket state between frames (user, room, frame order, rate limit): next to the layer, not in
+# the database (see my_project/channel_sessions.py); upstream keeps it in SESSION_ENGINE.
+CHANNEL_SESSION_ENGINE = "my_project.channel_sessions"
+CHAT_CHANNEL_SESSION_TTL = env.integer("CHANNEL_SESSION_TTL", 86400, minimum=60)
+CHAT_CHANNEL_SESSION_DIR = os.path.join(VAR_DIR, "channel-sessions")  # with the IPC layer
 if LAYER_FLAVOR == "upstream":
+    CHANNEL_SESSION_ENGINE = "django.contrib.sessions.backends.db"
     _layer["BACKEND"] = {"ipc": "asgi_ipc.IPCChannelLayer", "redis": "asgi_redis.RedisChannelLayer"}[LAYER]
     for _tuning in ("capacity", "channel_capacity", "blpop_timeout"):
         _layer["CONFIG"].pop(_tuning, None)

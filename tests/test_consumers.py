@@ -11,6 +11,8 @@ from django.contrib.auth.models import User
 
 from chat.models import Message, Room
 
+from .sockets import handshake_headers
+
 ROOM = "/ws/rooms/lobby/"
 ORIGIN = "http://127.0.0.1:8000"
 
@@ -22,13 +24,7 @@ class ConsumerTestCase(ChannelTestCase):
 
     def connect(self, user, path=ROOM, origin=ORIGIN):
         client = WSClient(ordered=True)
-        if user:
-            client.force_login(user)
-        # Headers as daphne sends them, a list of byte pairs: WSClient's own dict form is not what
-        # channels' origin validator reads.
-        headers = [[b"cookie", client.headers["cookie"]]]
-        if origin:
-            headers.append([b"origin", origin.encode()])
+        headers = handshake_headers(user, origin)
         client.send_and_consume("websocket.connect", {"headers": headers}, path=path, check_accept=False)
         return client
 

@@ -8,14 +8,16 @@ from django.contrib.auth.models import User
 
 from chat.models import Message
 
+from .sockets import handshake_headers
+
 ROOM = "/ws/rooms/lobby/"
 
 
 class OrderingTests(ChannelTestCase):
     def setUp(self):
         self.client = WSClient()
-        self.client.force_login(User.objects.create_user("olga", password="pw-olga-1234"))
-        headers = [[b"cookie", self.client.headers["cookie"]], [b"origin", b"http://localhost"]]
+        headers = handshake_headers(User.objects.create_user("olga", password="pw-olga-1234"),
+                                    "http://localhost")
         self.client.send_and_consume("websocket.connect", {"headers": headers, "order": 0}, path=ROOM)
 
     def send(self, order, text):

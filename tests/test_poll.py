@@ -7,13 +7,13 @@ from django.contrib.auth.models import User
 from chat.models import Message, Room
 from chat.poll import EXPIRE_CHANNEL
 
+from .sockets import handshake_headers
+
 
 class PollTests(ChannelTestCase):
     def setUp(self):
         self.user = User.objects.create_user("paul", password="pw-paul-1234")
-        ws = WSClient()
-        ws.force_login(self.user)
-        self.cookie = ws.headers["cookie"]
+        self.cookie = handshake_headers(self.user)[0][1]
         self.room = Room.objects.get(slug="lobby")
 
     def poll(self, query="after=0", cookie=True, path="/poll/rooms/lobby/"):
@@ -56,10 +56,8 @@ class PollTests(ChannelTestCase):
         self.assertEqual(timer["channel"], EXPIRE_CHANNEL)
         self.assertEqual(timer["content"]["reply_channel"], client.reply_channel)
         sender = WSClient(ordered=True)
-        sender.force_login(self.user)
-        sender.send_and_consume("websocket.connect", {"headers": [
-            [b"cookie", sender.headers["cookie"]], [b"origin", b"http://localhost"]]},
-            path="/ws/rooms/lobby/")
+        sender.send_and_consume("websocket.connect", {
+            "headers": handshake_headers(self.user, "http://localhost")}, path="/ws/rooms/lobby/")
         sender.send_and_consume("websocket.receive", text={"type": "message", "text": "news",
                                                            "client_id": "n1"}, path="/ws/rooms/lobby/")
         status, body = self.answer(client)

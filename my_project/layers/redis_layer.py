@@ -3,10 +3,10 @@ twisted connection for daphne."""
 import itertools
 import logging
 import random
+import time
 import uuid
 
 import asgi_redis
-import redis
 from asgi_redis.twisted_utils import defer
 
 logger = logging.getLogger(__name__)
@@ -24,6 +24,55 @@ for i = 1, #KEYS do
     end
 end
 return false
+"""
+
+# The body a BLPOP handed us, fetched and deleted in one round trip.
+LUA_GETDEL = """
+local body = redis.call('GET', KEYS[1])
+redis.call('DEL', KEYS[1])
+return body
+"""
+
+# Send one body to each of several lists below their capacity, counting the layer's statistics:
+# one round trip for a send (upstream: two, the send and its counters) and for a whole group send
+# (upstream: one send and one counter call per member).
+# KEYS: global messages stat, global full stat, then per target: body key, list, messages stat,
+#       full stat.
+# ARGV: expiry, channel stat expiry, global stat expiry, then per target: body, capacity.
+# Returns the number of targets that were full.
+LUA_SEND = """
+local expiry, chan_ttl, global_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local full, sent = 0, 0
+for i = 0, (#KEYS - 2) / 4 - 1 do
+    local k, a = 3 + i * 4, 4 + i * 2
+    if redis.call('LLEN', KEYS[k + 1]) >= tonumber(ARGV[a + 1]) then
+        full = full + 1
+        redis.call('INCR', KEYS[k + 3])
+        redis.call('EXPIRE', KEYS[k + 3], chan_ttl)
+    else
+        sent = sent + 1
+        redis.call('SET', KEYS[k], ARGV[a], 'EX', expiry)
+        redis.call('RPUSH', KEYS[k + 1], KEYS[k])
+        redis.call('EXPIRE', KEYS[k + 1], expiry + 1)
+        redis.call('INCR', KEYS[k + 2])
+        redis.call('EXPIRE', KEYS[k + 2], chan_ttl)
+    end
+end
+if sent > 0 then
+    redis.call('INCRBY', KEYS[1], sent)
+    redis.call('EXPIRE', KEYS[1], global_ttl)
+end
+if full > 0 then
+    redis.call('INCRBY', KEYS[2], full)
+    redis.call('EXPIRE', KEYS[2], global_ttl)
+end
+return full
+"""
+
+# A group's members after dropping the expired ones: one round trip instead of two.
+LUA_GROUP_MEMBERS = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
 
 
@@ -47,29 +96,60 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
             self.blpop_timeout = blpop_timeout
         self._block_rotation = itertools.count()
         self.popget = self.connection(0).register_script(LUA_POPGET)
+        self.getdel = self.connection(0).register_script(LUA_GETDEL)
+        self.sendmany = self.connection(0).register_script(LUA_SEND)
+        self.groupmembers = self.connection(0).register_script(LUA_GROUP_MEMBERS)
         self._twisted = {}  # shard index -> persistent txredisapi connection (daphne's reader)
+
+    def _stat_key(self, channel, stat):
+        return "%s%s:%s" % (self.stats_prefix, channel, stat)
+
+    def _send_many(self, index, targets):
+        """Send to [(channel, message)] on one shard in one round trip; how many were full."""
+        keys = [self._stat_key(self.global_stats_key, self.STAT_MESSAGES_COUNT),
+                self._stat_key(self.global_stats_key, self.STAT_CHANNEL_FULL)]
+        args = [self.expiry, self.channel_statistics_expiry, self.global_statistics_expiry]
+        for channel, message in targets:
+            keys += [self.prefix + uuid.uuid4().hex, self.prefix + channel,
+                     self._stat_key(channel, self.STAT_MESSAGES_COUNT),
+                     self._stat_key(channel, self.STAT_CHANNEL_FULL)]
+            args += [self.serialize(message), self.get_capacity(channel)]
+        return self.sendmany(keys=keys, args=args, client=self.connection(index))
+
+    def _target(self, channel, message):
+        """(list name, message) as upstream stores it: process-local names keep the full name in
+        the message."""
+        if "!" in channel:
+            message = dict(message.items())
+            message["__asgi_channel__"] = channel
+            channel = self.non_local_name(channel)
+        return channel, message
 
     def send(self, channel, message):
         assert isinstance(message, dict), "message is not a dict"
         assert self.valid_channel_name(channel), "Channel name not valid"
         assert "__asgi_channel__" not in message
-        if "!" in channel:
-            message = dict(message.items())
-            message["__asgi_channel__"] = channel
-            channel = self.non_local_name(channel)
-        connection = self.connection(self.consistent_hash(channel))
-        try:
-            self.chansend(
-                keys=[self.prefix + uuid.uuid4().hex, self.prefix + channel],
-                args=[self.serialize(message), self.expiry, self.get_capacity(channel)],
-                client=connection,
-            )
-        except redis.exceptions.ResponseError as exc:
-            if exc.args[0] == "full":
-                self._incr_statistics_counter(self.STAT_CHANNEL_FULL, channel, connection)
-                raise self.ChannelFull()
-            raise
-        self._incr_statistics_counter(self.STAT_MESSAGES_COUNT, channel, connection)
+        target = self._target(channel, message)
+        if self._send_many(self.consistent_hash(target[0]), [target]):
+            raise self.ChannelFull()
+
+    def group_channels(self, group):
+        connection = self.connection(self.consistent_hash(group))
+        members = self.groupmembers(keys=[self._group_key(group)],
+                                    args=[int(time.time()) - self.group_expiry], client=connection)
+        return [member.decode("utf8") for member in members]
+
+    def send_group(self, group, message):
+        """Every member below capacity gets it, the full ones drop (the groups extension allows
+        that): two round trips with one shard, whatever the group's size (upstream: two per
+        member). Members on other shards cost one more round trip per shard."""
+        assert self.valid_group_name(group), "Group name not valid"
+        by_shard = {}
+        for channel in self.group_channels(group):
+            target = self._target(channel, message)
+            by_shard.setdefault(self.consistent_hash(target[0]), []).append(target)
+        for index, targets in by_shard.items():
+            self._send_many(index, targets)
 
     def _receive_list_names(self, channels):
         """{shard index: [list keys]} for the channels, each on the shard its name hashes to."""
@@ -110,8 +190,7 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
             if not result and block:
                 popped = connection.blpop(list_names, timeout=self.blpop_timeout)
                 if popped:
-                    result = [popped[0], connection.get(popped[1])]
-                    connection.delete(popped[1])
+                    result = [popped[0], self.getdel(keys=[popped[1]], client=connection)]
             if not result:
                 return None
             if not result[1]:
@@ -154,8 +233,7 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
                 if not result:
                     popped = yield connection.blpop(list_names, timeout=self.blpop_timeout)
                     if popped:
-                        body = yield connection.get(popped[1])
-                        connection.delete(popped[1])
+                        body = yield connection.eval(LUA_GETDEL, [popped[1]])
                         result = [popped[0], body]
                 if result and not result[1]:
                     expired = True

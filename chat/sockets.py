@@ -1,0 +1,35 @@
+"""What a socket carries from its handshake to its later frames: its user and its room."""
+import functools
+
+from channels.sessions import channel_session
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+
+from .models import Room
+
+KEY = "chat_socket"
+
+
+def remember(session, user, room):
+    """Called at the handshake, once the user and the room were looked up."""
+    session[KEY] = [user.pk, user.get_username(), room.pk, room.slug]
+
+
+def socket_user(func):
+    """Like channels' channel_session_user, without its query per frame: message.user and
+    message.room are rebuilt from the channel session (stand-ins with the primary key and name
+    of the rows found at the handshake). A socket is thus the user who opened it until it closes,
+    as a socket of channels' own decorator was until that user's password hash changed; a frame
+    of a socket that never passed the handshake gets AnonymousUser and no room."""
+    @channel_session
+    @functools.wraps(func)
+    def inner(message, *args, **kwargs):
+        stored = message.channel_session.get(KEY)
+        if stored:
+            user_pk, username, room_pk, slug = stored
+            message.user = get_user_model()(pk=user_pk, username=username)
+            message.room = Room(pk=room_pk, slug=slug)
+        else:
+            message.user, message.room = AnonymousUser(), None
+        return func(message, *args, **kwargs)
+    return inner

@@ -1,0 +1,67 @@
+"""Channel sessions live next to the channel layer (files for IPC, Redis for Redis), not in the database."""
+import shutil
+import time
+from unittest import mock
+
+import pytest
+from channels.test import ChannelTestCase, WSClient
+from django.contrib.auth.models import User
+from django.contrib.sessions.models import Session
+from django.test import override_settings
+
+from my_project.channel_sessions import FileBackend, RedisBackend
+from my_project.layers import RedisChannelLayer
+
+from .e2e.servers import RedisServer
+from .sockets import handshake_headers
+
+
+@override_settings(CHAT_CHANNEL_SESSION_TTL=60)
+def test_file_backend_creates_once_and_expires(tmp_path):
+    """Only one of two creators of a key wins; a value older than its time to live is gone."""
+    backend = FileBackend(str(tmp_path / "sessions"))
+    assert backend.set("k1", "first", 60, only_new=True)
+    assert not backend.set("k1", "second", 60, only_new=True)
+    assert backend.get("k1") == "first"
+    assert backend.set("k1", "third", 60)
+    assert backend.get("k1") == "third"
+    with mock.patch("my_project.channel_sessions.time.time", return_value=time.time() + 120):
+        assert backend.get("k1") is None
+        assert backend.set("k1", "fresh", 60, only_new=True)  # an expired key can be created again
+    backend.delete("k1")
+    assert backend.get("k1") is None
+    with pytest.raises(ValueError):
+        backend.get("../escape")
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+def test_redis_backend_round_trip_with_expiry():
+    """Values sit on the layer's Redis with a time to live; creating an existing key fails."""
+    server = RedisServer().start()
+    try:
+        layer = RedisChannelLayer(hosts=[server.url])
+        backend = RedisBackend(layer)
+        assert backend.set("k1", "value", 60, only_new=True)
+        assert not backend.set("k1", "other", 60, only_new=True)
+        assert backend.get("k1") == "value"
+        connection, name = backend._where("k1")
+        assert 0 < connection.ttl(name) <= 60
+        backend.delete("k1")
+        assert backend.get("k1") is None
+    finally:
+        server.close()
+
+
+class NoDatabaseSessionTests(ChannelTestCase):
+    def test_frames_write_no_database_session(self):
+        """A socket's handshake and frames leave the database's sessions as the login left them."""
+        user = User.objects.create_user("sid", password="pw-sid-12345")
+        client = WSClient(ordered=True)
+        client.send_and_consume("websocket.connect", {
+            "headers": handshake_headers(user, "http://localhost")}, path="/ws/rooms/lobby/")
+        before = Session.objects.count()
+        for n in range(3):
+            client.send_and_consume("websocket.receive", text={
+                "type": "message", "text": "hi %d" % n, "client_id": "c%d" % n}, path="/ws/rooms/lobby/")
+        self.assertEqual(Session.objects.count(), before)
+        self.assertEqual(before, 1)  # the login's
