@@ -77,9 +77,6 @@ class Message(models.Model):
     @classmethod
     def post(cls, room, user, client_id, text):
         """Store a message once; returns (message, created). A resend returns the stored one."""
-        existing = cls.objects.filter(user=user, client_id=client_id).first()
-        if existing is not None:
-            return existing, False
         try:
             with transaction.atomic():
                 # The UPDATE takes the room's write lock: ids are handed out in commit order, no gaps.
@@ -88,7 +85,9 @@ class Message(models.Model):
                 message = cls.objects.create(
                     room=room, seq=seq, user=user, client_id=client_id, text=text)
         except IntegrityError:
-            # The same resend raced us through another worker: its row is the one.
+            # A resend (or the same one racing through another worker): (user, client_id) is taken.
+            # The whole transaction rolled back, the id it took included, so no gap is left; the
+            # stored row is the answer. Trying the insert first saves a lookup on every new message.
             return cls.objects.get(user=user, client_id=client_id), False
         return message, True
 

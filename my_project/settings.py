@@ -34,7 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "ops",  # before channels: its runworker (channels' own, instrumented) takes precedence
+    "ops.apps.OpsConfig",  # before channels: its runworker (channels' own, instrumented) takes precedence
     "channels",
     "channels.delay",  # `manage.py rundelay`: the timer behind long-poll time-outs
     "chat",
