@@ -68,6 +68,9 @@ TEMPLATES = [{
 
 DATABASES = {"default": env.database(
     env.string("DATABASE_URL", "sqlite:///" + os.path.join(VAR_DIR, "db.sqlite3")))}
+# Keep connections across requests and consumers: a worker otherwise opens (and tunes) a new
+# connection for every message it handles.
+DATABASES["default"]["CONN_MAX_AGE"] = env.integer("DB_CONN_MAX_AGE", 600, minimum=0)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Several worker processes write at once: wait for the lock instead of failing (WAL is set per
     # connection in ops.apps).
