@@ -73,9 +73,19 @@ $(BENCH_VENV)/.installed: bench/requirements.txt
 	@$(BENCH_VENV)/bin/python -m pip install -q --no-deps -r bench/requirements.txt 2>&1 | grep -v '^WARNING: Location' || true
 	@$(BENCH_VENV)/bin/python -c 'import aiohttp, matplotlib' && touch $@
 
+# The peer (Channels 4 + daphne 4 + channels_redis) needs Python >= 3.10: without one the bench
+# says so and runs without the peer.
+PEER_VENV := bench/peer-venv
+$(PEER_VENV)/.installed: bench/peer/requirements.txt
+	@if python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then \
+	  (test -x $(PEER_VENV)/bin/python || python3 -m venv $(PEER_VENV)) && \
+	  ($(PEER_VENV)/bin/python -m pip install -q --no-deps -r bench/peer/requirements.txt 2>&1 | grep -v '^WARNING: Location' || true) && \
+	  $(PEER_VENV)/bin/python -c 'import channels, channels_redis, daphne' && touch $@; \
+	else echo "python3 is older than 3.10: the bench runs without the Channels 4 peer"; fi
+
 # BENCH_ARGS=--quick for a short smoke run, --only redis/tuned for one configuration.
 bench: OS_PACKAGES := nginx redis wrk
-bench: $(STAMP) os-deps $(BENCH_VENV)/.installed
+bench: $(STAMP) os-deps $(BENCH_VENV)/.installed $(PEER_VENV)/.installed
 	$(PY) bench/run.py $(BENCH_ARGS)
 	@echo "Results in bench/results/; tables and plots: $(BENCH_VENV)/bin/python bench/report.py bench/results/<file>.json"
 

@@ -23,9 +23,10 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
 from tests.e2e.client import Browser  # noqa: E402
-from tests.e2e.servers import Site  # noqa: E402
+from tests.e2e.servers import RedisServer, Site, free_port, port_open, wait_for  # noqa: E402
 
 LOADGEN = [os.path.join(HERE, "venv", "bin", "python"), os.path.join(HERE, "loadgen.py")]
+PEER_PYTHON = os.path.join(HERE, "peer-venv", "bin", "python")
 BENCH_ENV = {
     # The chat's per-socket rate limit would be the bottleneck of a load test, not the stack.
     "CHAT_RATE_BURST": "100000", "CHAT_RATE_PER_SECOND": "100000",
@@ -46,6 +47,12 @@ def summary(values):
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
     return {"n": len(values), "p50": pick(0.50), "p90": pick(0.90), "p99": pick(0.99),
             "mean": statistics.mean(values), "max": ordered[-1]}
+
+
+def rss_mb(pid):
+    """Resident memory of a process, MiB."""
+    with open("/proc/%d/status" % pid) as status:
+        return int(re.search(r"VmRSS:\s+(\d+)", status.read()).group(1)) / 1024.0
 
 
 class Bench(object):
@@ -200,9 +207,64 @@ class Bench(object):
         """RSS of each daphne and worker at idle (after the load above)."""
         for info in site.processes():
             if info["group"] in ("daphne", "realtime") and info["pid"]:
-                with open("/proc/%d/status" % info["pid"]) as status:
-                    rss = int(re.search(r"VmRSS:\s+(\d+)", status.read()).group(1)) / 1024.0
-                self.results.append({"config": config, "scenario": "RSS %s" % info["name"], "rss_mb": rss})
+                self.results.append({"config": config, "scenario": "RSS %s" % info["name"],
+                                     "rss_mb": rss_mb(info["pid"])})
+
+    def peer(self, scenarios):
+        """The same echo and chat on Channels 4 + daphne 4 + channels_redis (consumers in daphne's
+        process), on its own Redis and SQLite (WAL). Straight to daphne on TCP: no nginx in front."""
+        config = "peer: channels4/redis"
+        if not os.path.exists(PEER_PYTHON):
+            progress("%s: skipped (no bench/peer-venv: it needs python3 >= 3.10)" % config)
+            return
+        progress("%s: starting daphne 4" % config)
+        redis_server = RedisServer().start()
+        port = free_port()
+        env = dict(os.environ, PEER_DB=os.path.join(self.workdir, "peer.sqlite3"),
+                   PEER_REDIS_URL=redis_server.url, PYTHONDONTWRITEBYTECODE="1")
+        cwd = os.path.join(HERE, "peer")
+        daphne = None
+        try:
+            subprocess.run([PEER_PYTHON, "manage.py", "migrate", "-v0"], cwd=cwd, env=env, check=True)
+            daphne = subprocess.Popen(
+                [PEER_PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "peer.asgi:application"],
+                cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                stderr=open(os.path.join(self.workdir, "peer-daphne.log"), "w"))
+            wait_for(lambda: port_open(port), 30, "the peer's daphne on %d" % port)
+            site = type("PeerSite", (), {"url": "http://127.0.0.1:%d" % port})()
+            n = 100 if self.quick else 300
+            if "echo" in scenarios:
+                self.attempt(config, "raw echo, 1 client", lambda: self.record(
+                    config, "raw echo, 1 client", self.loadgen(site, "echo", "--n", n)))
+            if "chat1" in scenarios:
+                self.attempt(config, "chat round trip, 1 client", lambda: self.record(
+                    config, "chat round trip, 1 client",
+                    self.loadgen(site, "chat", "--users", self.peer_users(1), "--n", n)))
+            if "chat100" in scenarios:
+                self.attempt(config, "chat, 100 clients/100 rooms", lambda: self.record(
+                    config, "chat, 100 clients/100 rooms",
+                    self.loadgen(site, "chat", "--users", self.peer_users(100), "--duration",
+                                 5 if self.quick else 15, "--warmup", 2)))
+            if "memory" in scenarios:
+                self.results.append({"config": config, "scenario": "RSS daphne (consumers in it)",
+                                     "rss_mb": rss_mb(daphne.pid)})
+        finally:
+            if daphne is not None:
+                daphne.terminate()
+                daphne.wait(10)
+                with open(os.path.join(self.workdir, "peer-daphne.log")) as log:
+                    errors = [line for line in log if "Error" in line]
+                if errors:
+                    progress("  the peer's daphne logged %d error lines, e.g. %s" % (
+                        len(errors), errors[-1].strip()[:200]))
+            redis_server.close()
+
+    def peer_users(self, count):
+        path = os.path.join(self.workdir, "peer-users-%s.json" % uuid.uuid4().hex[:6])
+        with open(path, "w") as f:
+            json.dump([{"cookie": None, "room": "peer-%s" % uuid.uuid4().hex[:10]}
+                       for _ in range(count)], f)
+        return path
 
     def run(self, only, keep=None):
         full = ["echo", "chat1", "chat100", "fanout", "longpoll", "http", "memory"]
@@ -213,6 +275,8 @@ class Bench(object):
             plan.append(("ipc", "tuned", workers, ["chat100", "burn"]))
         plan.append(("redis", "tuned", 2, ["burn"]))
         plan.append(("ipc", "tuned", 2, ["burn"]))
+        if not only or only in "peer":
+            self.peer([s for s in ("echo", "chat1", "chat100", "memory") if not keep or s in keep])
         for layer, flavor, workers, scenarios in plan:
             if only and only not in "%s/%s/%dw" % (layer, flavor, workers):
                 continue

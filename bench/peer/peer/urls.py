@@ -1,0 +1,2 @@
+"""No pages: the peer answers WebSockets only."""
+urlpatterns = []
