@@ -50,7 +50,7 @@ async def echo(args):
     return {"latency_ms": out}
 
 
-async def chat_client(s, base, room, n, duration, results, warmup=0):
+async def chat_client(s, base, room, n, duration, results, warmup=0, interval=0.0):
     ws = await ws_open(s, base, "/ws/rooms/%s/" % room)
     deadline = time.perf_counter() + duration if duration else None
     i = 0
@@ -58,13 +58,18 @@ async def chat_client(s, base, room, n, duration, results, warmup=0):
         client_id = uuid.uuid4().hex
         started = time.perf_counter()
         await ws.send_str(json.dumps({"type": "message", "text": "bench %d" % i, "client_id": client_id}))
-        frame = await until(ws, lambda f: isinstance(f, dict) and f.get("type") in ("ack", "error")
-                            and (f.get("client_id") == client_id or f["type"] == "error"))
+        try:
+            frame = await asyncio.wait_for(until(ws, lambda f: isinstance(f, dict) and f.get("type") in (
+                "ack", "error") and (f.get("client_id") == client_id or f["type"] == "error")), 20)
+        except asyncio.TimeoutError:  # no ack: counted, and the client goes on (a real one resends)
+            frame = {"type": "error", "code": "no_ack"}
         if frame["type"] == "error":
             results["errors"] += 1
         elif i >= warmup:
             results["latency_ms"].append(1000 * (time.perf_counter() - started))
         i += 1
+        if interval:
+            await asyncio.sleep(interval)
     await ws.close()
 
 
@@ -77,7 +82,7 @@ async def chat(args):
     started = time.perf_counter()
     try:
         await asyncio.gather(*[chat_client(s, args.url, u["room"], args.n, args.duration, results,
-                                           args.warmup) for s, u in zip(sessions, users)])
+                                           args.warmup, args.interval) for s, u in zip(sessions, users)])
     finally:
         for s in sessions:
             await s.close()
@@ -202,9 +207,35 @@ async def burn(args):
     return results
 
 
+async def hold(args):
+    """Open `members` sockets to one room (users taken in turn), say "ready" on stderr, keep them
+    open for `duration` seconds: the orchestrator measures memory meanwhile."""
+    users = json.load(open(args.users))
+    sessions = [session(u["cookie"]) for u in users]
+    sockets, refused = [], 0
+    try:
+        for i in range(args.members):
+            try:
+                sockets.append(await ws_open(sessions[i % len(sessions)], args.url,
+                                             "/ws/rooms/%s/" % args.room))
+            except aiohttp.ClientError:
+                refused += 1
+            if i % 50 == 49:
+                await asyncio.sleep(0.2)
+        print("ready", file=sys.stderr, flush=True)
+        await asyncio.sleep(args.duration)
+        alive = sum(not ws.closed for ws in sockets)
+        for ws in sockets:
+            await ws.close()
+    finally:
+        for s in sessions:
+            await s.close()
+    return {"opened": len(sockets), "refused": refused, "alive_at_end": alive}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("scenario", choices=["echo", "chat", "fanout", "http", "longpoll", "burn"])
+    parser.add_argument("scenario", choices=["echo", "chat", "fanout", "http", "longpoll", "burn", "hold"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--users", help="JSON file: [{cookie, room}, ...]")
     parser.add_argument("--room")
@@ -218,6 +249,7 @@ def main():
     parser.add_argument("--path", default="/healthz")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--ms", type=int, default=5)
+    parser.add_argument("--interval", type=float, default=0.0, help="chat: pause between a client's messages")
     args = parser.parse_args()
     result = asyncio.run(globals()[args.scenario](args))
     json.dump(result, sys.stdout)

@@ -67,7 +67,7 @@ def table(data):
     lines = ["| configuration | scenario | p50 ms | p99 ms | rate | errors / missed |",
              "| --- | --- | ---: | ---: | ---: | ---: |"]
     for r in data["results"]:
-        if "rss_mb" in r:
+        if "rss_mb" in r or r["scenario"].startswith("soak"):
             continue
         s = r.get("summary", {})
         rate = r.get("messages_per_second") or r.get("requests_per_second") or r.get("achieved_rps")
@@ -80,16 +80,51 @@ def table(data):
             r.get("errors", r.get("missed", 0))))
     memory = [r for r in data["results"] if "rss_mb" in r]
     if memory:
-        lines += ["", "| configuration | process | RSS MiB (idle, after the load) |", "| --- | --- | ---: |"]
-        lines += ["| %s | %s | %.1f |" % (r["config"], r["scenario"][4:], r["rss_mb"]) for r in memory]
+        lines += ["", "| configuration | process | RSS MiB idle | RSS MiB, 1000 sockets open |",
+                  "| --- | --- | ---: | ---: |"]
+        lines += ["| %s | %s | %.1f | %s |" % (
+            r["config"], r["scenario"][4:], r["rss_mb"],
+            "%.1f (%d open)" % (r["rss_1000_mb"], r["sockets"]) if r.get("rss_1000_mb") else "-")
+            for r in memory]
+    soaks = rows(data, "soak")
+    if soaks:
+        lines += ["", "| configuration | soak | msg/s | p50 / p99 ms | errors | RSS slope, MiB per 10 min |",
+                  "| --- | --- | ---: | ---: | ---: | --- |"]
+        for r in soaks:
+            lines.append("| %s | %s | %.0f | %.1f / %.1f | %d | %s |" % (
+                r["config"], r["scenario"], r["messages_per_second"], r["summary"]["p50"],
+                r["summary"]["p99"], r["errors"], ", ".join(
+                    "%s %+.1f" % (name, 10 * slope) for name, slope in sorted(r["slope_mb_per_min"].items()))))
     return "\n".join(lines)
+
+
+def soak_plot(data, filename):
+    soaks = [r for r in rows(data, "soak") if r.get("series")]
+    if not soaks:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for r in soaks:
+        names = sorted(r["series"][0][1])
+        for name in names:
+            ax.plot([t / 60.0 for t, _ in r["series"]], [v[name] for _, v in r["series"]],
+                    label="%s %s" % (r["config"].split("/")[0], name))
+    ax.set_xlabel("minutes of steady chat")
+    ax.set_ylabel("RSS (MiB)")
+    ax.set_title("Memory through the soak")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(HERE, filename), dpi=90)
+    plt.close(fig)
+    return filename
 
 
 def main():
     data = json.load(open(sys.argv[1]))
     plots = [latency_plot(data, "raw echo", "echo-latency.png", "Raw layer echo (1 client), CDF"),
              latency_plot(data, "chat round trip", "chat-latency.png", "Chat round trip (1 client), CDF"),
-             scaling_plot(data, "throughput-workers.png")]
+             scaling_plot(data, "throughput-workers.png"),
+             soak_plot(data, "memory-soak.png")]
     print(table(data))
     print()
     for plot in plots:

@@ -49,6 +49,16 @@ def summary(values):
             "mean": statistics.mean(values), "max": ordered[-1]}
 
 
+def cpu_seconds(pid):
+    """User + system CPU a process used so far (0 if it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+
+
 def rss_mb(pid):
     """Resident memory of a process, MiB."""
     with open("/proc/%d/status" % pid) as status:
@@ -56,8 +66,9 @@ def rss_mb(pid):
 
 
 class Bench(object):
-    def __init__(self, quick):
+    def __init__(self, quick, soak_seconds=600):
         self.quick = quick
+        self.soak_seconds = soak_seconds
         self.results = []
         self.workdir = tempfile.mkdtemp(prefix="chat-bench-")
 
@@ -147,10 +158,7 @@ class Bench(object):
                     config, "chat round trip, 1 client",
                     self.loadgen(site, "chat", "--users", self.users(site, 1), "--n", n)))
             if "chat100" in scenarios:
-                self.attempt(config, "chat, 100 clients/100 rooms", lambda: self.record(
-                    config, "chat, 100 clients/100 rooms",
-                    self.loadgen(site, "chat", "--users", self.users(site, 100), "--duration",
-                                 5 if self.quick else 15, "--warmup", 2)))
+                self.attempt(config, "chat, 100 clients/100 rooms", lambda: self.chat100(site, config))
             if "burn" in scenarios:
                 self.attempt(config, "cpu-heavy consumer (5 ms)", lambda: self.record(
                     config, "cpu-heavy consumer (5 ms)",
@@ -168,6 +176,34 @@ class Bench(object):
                 self.memory(site, config)
         finally:
             site.close()
+
+    def chat100(self, site, config):
+        """100 clients chatting as fast as they can, and the CPU each kind of process spent per
+        message meanwhile (where a message's cost goes on these two cores)."""
+        users = self.users(site, 100)
+        children = {}  # nginx's workers are its children: count them with it
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open("/proc/%s/stat" % entry) as stat:
+                        children.setdefault(int(stat.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+                except OSError:
+                    pass
+        pids = [(i["group"], pid) for i in site.processes() if i["pid"]
+                for pid in [i["pid"]] + children.get(i["pid"], [])]
+        before = {pid: cpu_seconds(pid) for _, pid in pids}
+        data = self.loadgen(site, "chat", "--users", users, "--duration", 5 if self.quick else 15,
+                            "--warmup", 2)
+        spent = {}
+        for group, pid in pids:
+            spent[group] = spent.get(group, 0.0) + cpu_seconds(pid) - before[pid]
+        # the load generator's messages include its warm-up ones, at most 2 per client
+        count = max(1, len(data["latency_ms"]))
+        cpu = {group: 1000.0 * seconds / count for group, seconds in spent.items() if seconds > 0}
+        self.record(config, "chat, 100 clients/100 rooms", data)
+        self.results[-1]["cpu_ms_per_message"] = cpu
+        progress("  %-28s CPU ms per message: %s" % (config, ", ".join(
+            "%s %.2f" % item for item in sorted(cpu.items(), key=lambda item: -item[1]))))
 
     def pages(self, site, config):
         """The same view through gunicorn and through daphne + workers: at 300 rps, and saturated."""
@@ -204,11 +240,76 @@ class Bench(object):
                                  "--n", 20 if self.quick else 50))
 
     def memory(self, site, config):
-        """RSS of each daphne and worker at idle (after the load above)."""
-        for info in site.processes():
-            if info["group"] in ("daphne", "realtime") and info["pid"]:
-                self.results.append({"config": config, "scenario": "RSS %s" % info["name"],
-                                     "rss_mb": rss_mb(info["pid"])})
+        """RSS of each daphne and realtime worker: idle, while 1000 sockets are open, and sampled
+        through a soak of steady chat (slope by least squares after the first fifth)."""
+        procs = {i["name"]: i["pid"] for i in site.processes()
+                 if i["group"] in ("daphne", "realtime") and i["pid"]}
+
+        def sample():
+            return {name: rss_mb(pid) for name, pid in procs.items()}
+        idle = sample()
+        holding, opened = {}, 0
+        try:
+            users = self.users(site, 10, rooms=False)
+            room = "hold-%s" % uuid.uuid4().hex[:8]
+            site.shell("from chat.models import Room; Room.objects.create(slug=%r, name=%r)" % (room, room))
+            hold = subprocess.Popen(LOADGEN + ["hold", "--url", site.url, "--users", users, "--room", room,
+                                               "--members", "1000", "--duration", "15"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+            if hold.stderr.readline().strip() == "ready":
+                time.sleep(5)
+                holding = sample()
+            out, err = hold.communicate(timeout=300)
+            opened = json.loads(out)["opened"] if hold.returncode == 0 else 0
+        except Exception as exc:  # noqa: BLE001 - recorded, the bench goes on
+            progress("  %-28s %-30s FAILED: %s" % (config, "1000 sockets", exc))
+        for name in sorted(procs):
+            self.results.append({"config": config, "scenario": "RSS %s" % name, "rss_mb": idle[name],
+                                 "rss_1000_mb": holding.get(name), "sockets": opened})
+            progress("  %-28s RSS %-26s idle %.1f MiB, with %d sockets open %s MiB" % (
+                config, name, idle[name], opened,
+                "%.1f" % holding[name] if name in holding else "-"))
+        self.soak(site, config, sample)
+
+    def soak(self, site, config, sample):
+        seconds = 60 if self.quick else self.soak_seconds
+        progress("  %-28s soak: 50 clients, 4 msg/s each, %d s" % (config, seconds))
+        users = self.users(site, 50)
+        # Output to files: a pipe nobody reads until the end would block the load generator.
+        out_path, err_path = (os.path.join(self.workdir, "soak.%s" % k) for k in ("out", "err"))
+        with open(out_path, "w") as out, open(err_path, "w") as err:
+            load = subprocess.Popen(LOADGEN + ["chat", "--url", site.url, "--users", users, "--duration",
+                                               str(seconds), "--interval", "0.25", "--warmup", "0"],
+                                    stdout=out, stderr=err)
+        started, series = time.time(), []
+        while load.poll() is None:
+            series.append((time.time() - started, sample()))
+            for _ in range(30):
+                if load.poll() is not None:
+                    break
+                time.sleep(0.5)
+        with open(out_path) as out, open(err_path) as err:
+            out, err = out.read(), err.read()
+        if load.returncode != 0:
+            progress("  %-28s soak FAILED: %s" % (config, err.strip().splitlines()[-1:]))
+            return
+        data = json.loads(out)
+        steady = [point for point in series if point[0] >= seconds / 5.0]
+        slopes = {}
+        for name in series[0][1]:
+            xs = [t / 60.0 for t, _ in steady]
+            ys = [values[name] for _, values in steady]
+            if len(xs) >= 3:
+                mean_x, mean_y = statistics.mean(xs), statistics.mean(ys)
+                slopes[name] = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / \
+                    sum((x - mean_x) ** 2 for x in xs)
+        self.results.append({"config": config, "scenario": "soak %d s" % seconds, "series": series,
+                             "slope_mb_per_min": slopes, "summary": summary(data["latency_ms"]),
+                             "messages_per_second": data["messages_per_second"],
+                             "errors": data["errors"]})
+        progress("  %-28s soak: %.0f msg/s, p50 %.1f ms; RSS slope MiB/min: %s" % (
+            config, data["messages_per_second"], summary(data["latency_ms"]).get("p50", 0),
+            ", ".join("%s %+.3f" % (k, v) for k, v in sorted(slopes.items()))))
 
     def peer(self, scenarios):
         """The same echo and chat on Channels 4 + daphne 4 + channels_redis (consumers in daphne's
@@ -268,8 +369,9 @@ class Bench(object):
 
     def run(self, only, keep=None):
         full = ["echo", "chat1", "chat100", "fanout", "longpoll", "http", "memory"]
-        plan = [("redis", "upstream", 2, full), ("redis", "tuned", 2, full),
-                ("ipc", "upstream", 2, full), ("ipc", "tuned", 2, full)]
+        compare = [s for s in full if s != "memory"]  # memory and the soak: the tuned ones only
+        plan = [("redis", "upstream", 2, compare), ("redis", "tuned", 2, full),
+                ("ipc", "upstream", 2, compare), ("ipc", "tuned", 2, full)]
         for workers in (1, 4):
             plan.append(("redis", "tuned", workers, ["chat100", "burn"]))
             plan.append(("ipc", "tuned", workers, ["chat100", "burn"]))
@@ -290,9 +392,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the bench)")
     parser.add_argument("--only", help="run the configurations whose name contains this, e.g. redis/tuned")
+    parser.add_argument("--soak", type=int, default=600, help="seconds of the memory soak (default 600)")
     parser.add_argument("--scenarios", help="comma-separated subset, e.g. echo,chat1 (default: all)")
     args = parser.parse_args()
-    bench = Bench(args.quick)
+    bench = Bench(args.quick, args.soak)
     started = time.time()
     try:
         bench.run(args.only, args.scenarios.split(",") if args.scenarios else None)

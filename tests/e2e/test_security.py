@@ -124,6 +124,16 @@ def secured_site():
         deployment.close()
 
 
+def redis_values(client):
+    """Every string value and list item in Redis (the layer keeps messages in lists)."""
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        if kind == b"string":
+            yield client.get(key) or b""
+        elif kind == b"list":
+            yield from client.lrange(key, 0, -1)
+
+
 def queued_text_visible(site, marker):
     """Stop the realtime pool, send a frame carrying `marker`, and look for it in every Redis value."""
     supervisor = site.supervisor()
@@ -134,8 +144,7 @@ def queued_text_visible(site, marker):
         layer_send = ("from channels import Channel; Channel('websocket.receive').send("
                       "{'reply_channel': 'x!y', 'path': '/ws/rooms/lobby/', 'order': 1, 'text': %r})" % marker)
         site.shell(layer_send)
-        return any(marker.encode() in (client.get(key) or b"")
-                   for key in client.scan_iter(count=1000) if client.type(key) == b"string")
+        return any(marker.encode() in value for value in redis_values(client))
     finally:
         supervisor.startProcessGroup("realtime")
 

@@ -1,8 +1,9 @@
 """Settings of the peer: SQLite in WAL mode and channels_redis, both from the environment."""
 import os
+import secrets
 
 BASE_DIR = os.path.dirname(os.path.abspath(__file__))
-SECRET_KEY = "peer-benchmark-only"
+SECRET_KEY = os.environ.get("PEER_SECRET_KEY") or secrets.token_urlsafe(32)  # nothing signed outlives a run
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "daphne", "channels", "peer"]
