@@ -36,6 +36,11 @@ def _burn(milliseconds):
         pass
 
 
+def page_disconnect(message):
+    """Consumer of http.disconnect for pages served through daphne: a client that left before its
+    answer. Nothing to clean up, but an unrouted message would be logged as a routing error."""
+
+
 def probe(message):
     """Answer {pool, pid, release} on the message's reply channel."""
     message.reply_channel.send(identity())
