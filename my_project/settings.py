@@ -142,7 +142,7 @@ else:
         "BACKEND": "my_project.layers.RedisChannelLayer",
         "CONFIG": {
             "hosts": REDIS_URLS,  # several = sharded by channel name
-            # Seconds a receive blocks on one shard; short when there are several (see layers.py).
+            # Seconds a receive blocks on one shard; short when there are several (see layers/redis_layer.py).
             # Fractions need Redis >= 6.
             "blpop_timeout": env.number(
                 "REDIS_BLPOP_TIMEOUT", 5 if len(REDIS_URLS) == 1 else 0.2, minimum=0.01),
