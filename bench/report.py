@@ -86,6 +86,16 @@ def table(data):
             r["config"], r["scenario"][4:], r["rss_mb"],
             "%.1f (%d open)" % (r["rss_1000_mb"], r["sockets"]) if r.get("rss_1000_mb") else "-")
             for r in memory]
+    cpu = [r for r in data["results"] if r.get("cpu_ms_per_message")]
+    if cpu:
+        kinds = ["daphne", "realtime", "background", "redis", "nginx"]
+        lines += ["", "| configuration | msg/s | CPU ms per message: %s | total |" % " / ".join(kinds),
+                  "| --- | ---: | --- | ---: |"]
+        for r in cpu:
+            spent = r["cpu_ms_per_message"]
+            lines.append("| %s | %.0f | %s | %.2f |" % (
+                r["config"], r["messages_per_second"],
+                " / ".join("%.2f" % spent.get(kind, 0) for kind in kinds), sum(spent.values())))
     soaks = rows(data, "soak")
     if soaks:
         lines += ["", "| configuration | soak | msg/s | p50 / p99 ms | errors | RSS slope, MiB per 10 min |",

@@ -240,8 +240,9 @@ class Bench(object):
                                  "--n", 20 if self.quick else 50))
 
     def memory(self, site, config):
-        """RSS of each daphne and realtime worker: idle, while 1000 sockets are open, and sampled
-        through a soak of steady chat (slope by least squares after the first fifth)."""
+        """RSS of each daphne and realtime worker of a fresh deployment: idle, while 1000 sockets
+        are open, and sampled through a soak of steady chat (slope by least squares after the first
+        fifth)."""
         procs = {i["name"]: i["pid"] for i in site.processes()
                  if i["group"] in ("daphne", "realtime") and i["pid"]}
 
@@ -368,15 +369,17 @@ class Bench(object):
         return path
 
     def run(self, only, keep=None):
-        full = ["echo", "chat1", "chat100", "fanout", "longpoll", "http", "memory"]
-        compare = [s for s in full if s != "memory"]  # memory and the soak: the tuned ones only
-        plan = [("redis", "upstream", 2, compare), ("redis", "tuned", 2, full),
-                ("ipc", "upstream", 2, compare), ("ipc", "tuned", 2, full)]
+        full = ["echo", "chat1", "chat100", "fanout", "longpoll", "http"]
+        plan = [("redis", "upstream", 2, full), ("redis", "tuned", 2, full),
+                ("ipc", "upstream", 2, full), ("ipc", "tuned", 2, full)]
         for workers in (1, 4):
             plan.append(("redis", "tuned", workers, ["chat100", "burn"]))
             plan.append(("ipc", "tuned", workers, ["chat100", "burn"]))
         plan.append(("redis", "tuned", 2, ["burn"]))
         plan.append(("ipc", "tuned", 2, ["burn"]))
+        # Memory on fresh deployments of the tuned configurations: idle, 1000 sockets, the soak.
+        plan.append(("redis", "tuned", 2, ["memory"]))
+        plan.append(("ipc", "tuned", 2, ["memory"]))
         if not only or only in "peer":
             self.peer([s for s in ("echo", "chat1", "chat100", "memory") if not keep or s in keep])
         for layer, flavor, workers, scenarios in plan:
