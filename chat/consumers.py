@@ -61,13 +61,19 @@ def ws_receive(message, slug):
 
 def _post(message, room, frame):
     stored, created = Message.post(room, message.user, frame["client_id"], frame["text"])
+    # The message is committed: its broadcast and ack go out at once (channels would hold them until
+    # the consumer returns), and the work nobody waits for comes after them.
     # A resend is broadcast again too: the first try may have died between storing and sending.
     # Clients drop ids they have seen, so members get it exactly once.
-    broadcast(room, stored)
-    message.reply_channel.send(protocol.encode(
-        {"type": "ack", "client_id": stored.client_id, "id": stored.seq}))
+    send_to_room(room, stored)
+    try:
+        message.reply_channel.send(protocol.encode(
+            {"type": "ack", "client_id": stored.client_id, "id": stored.seq}), immediately=True)
+    except message.channel_layer.ChannelFull:  # the client resends and gets the same ack
+        logger.warning("No room for the ack of message %d on %s", stored.pk, message.reply_channel)
     if created:
         queue_moderation(stored)
+    poll.release(room, stored)
 
 
 def queue_moderation(stored):
@@ -80,9 +86,14 @@ def queue_moderation(stored):
         logger.warning("%s is full: message %d goes unscored", MODERATION_CHANNEL, stored.pk)
 
 
+def send_to_room(room, stored):
+    """A stored message to every socket in the room."""
+    Group(room.group).send(protocol.encode(stored.as_frame()), immediately=True)
+
+
 def broadcast(room, stored):
     """A stored message to every socket in the room and every long-poll waiting for it."""
-    Group(room.group).send(protocol.encode(stored.as_frame()))
+    send_to_room(room, stored)
     poll.release(room, stored)
 
 

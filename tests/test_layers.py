@@ -105,7 +105,7 @@ def test_ipc_blocking_receive_is_woken_by_a_send_from_another_process():
     long before its timeout (upstream asgi_ipc ignores block=True and the worker polls)."""
     layer = IPCChannelLayer(prefix="chat-waketest", capacity=5, block_timeout=20)
     layer.flush()
-    layer.doorbell.listen()  # listening before the child rings
+    layer.doorbell.listen(["wake.other", "wake.me"])  # listening before the child rings
     child = os.fork()
     if child == 0:
         time.sleep(0.3)
@@ -125,7 +125,7 @@ def test_ipc_doorbell_forgets_a_dead_listener():
     layer = IPCChannelLayer(prefix="chat-belltest", capacity=5)
     child = os.fork()
     if child == 0:
-        layer.doorbell.listen()
+        layer.doorbell.listen(["bell"])
         time.sleep(60)
         os._exit(0)
     try:
@@ -140,6 +140,23 @@ def test_ipc_doorbell_forgets_a_dead_listener():
         assert layer.receive(["bell"]) == ("bell", {"n": 1})
     finally:
         remove_ipc_prefix("chat-belltest")
+
+
+def test_ipc_doorbell_rings_only_who_waits_on_the_channel():
+    """A send wakes the processes waiting on its channel, not the others (each wake costs the
+    woken process a pass over the whole store)."""
+    sender = IPCChannelLayer(prefix="chat-ringtest", capacity=5)
+    waiting_here, waiting_there = (IPCChannelLayer(prefix="chat-ringtest", capacity=5) for _ in range(2))
+    try:
+        here = waiting_here.doorbell.listen(["ring.here"])
+        there = waiting_there.doorbell.listen(["ring.there"])
+        # separate processes in real life; here two listeners of one process need their own sockets
+        sender.send("ring.here", {"n": 1})
+        assert here.recv(64) == b"!"
+        with pytest.raises(BlockingIOError):
+            there.recv(64)
+    finally:
+        remove_ipc_prefix("chat-ringtest")
 
 
 def test_ipc_group_send_skips_full_members_in_one_pass():

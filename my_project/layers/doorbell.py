@@ -5,58 +5,79 @@ import os
 import select
 import socket
 import threading
+import time
 import uuid
 
 logger = logging.getLogger(__name__)
+WANTS = ".wants"  # suffix of the file next to a socket naming the channels its process waits on
 
 
 class Doorbell(object):
-    """One Unix datagram socket per listening process in a shared directory; a sender rings them all.
+    """One Unix datagram socket per listening process in a shared directory; a send rings the
+    processes that wait on its channel.
 
     asgi_ipc has no blocking receive: daphne polls it every 50 ms and runworker every 10 ms, which
-    is the whole of its ~52 ms round trip. Here a process that waits binds a socket in `directory`
-    and sleeps in select()/the reactor; a send writes one byte to every socket there (a few µs
-    each, never blocking). A listener whose process died refuses the datagram and its socket file
-    is removed by the next ring. A ring wakes every listener, which then looks at the store: a
-    spurious wake costs one look, a missed one cannot happen because a listener drains its socket
-    before it looks and only then sleeps.
+    is the whole of its ~52 ms round trip. Here a process that waits binds a socket in `directory`,
+    names the channels it waits on in a file beside it, and sleeps in select()/the reactor; a send
+    writes one byte to the socket of every process waiting on that channel (a few µs each, never
+    blocking). Ringing only those matters: each wake costs the woken process a pass over the whole
+    store, and with every process woken by every send the idle pools spent more CPU than the busy
+    one. A listener whose process died refuses the datagram and its files are removed by the next
+    ring. No wake is missed: a listener drains its socket before it looks at the store and only
+    then sleeps.
     """
 
     def __init__(self, directory):
         self.directory = directory
         self.sock = None
+        self.sock_pid = None
         self.path = None
+        self.wants = None  # the channels announced for this process
         self.lock = threading.Lock()
-        self._peers = (None, ())  # (directory mtime, socket paths) cached between rings
+        self._peers = (None, 0.0, {})  # (directory mtime, when listed, {socket path: channels or None})
 
-    def listen(self):
-        """This process's socket, created on first use."""
+    def listen(self, channels):
+        """This process's socket, created on first use; announces the channels it waits on."""
+        wants = frozenset(channels)
         with self.lock:
             if self.sock is None or self.sock_pid != os.getpid():  # a fork gets a socket of its own
                 os.makedirs(self.directory, mode=0o700, exist_ok=True)
                 self.path = os.path.join(self.directory, "%d-%s" % (os.getpid(), uuid.uuid4().hex[:8]))
+                self._announce(wants)  # before the socket exists, so no sender sees it unannounced
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 sock.setblocking(False)
                 sock.bind(self.path)
                 self.sock, self.sock_pid = sock, os.getpid()
+            elif wants != self.wants:
+                self._announce(self.wants | wants)  # a wider set only: a spurious wake is harmless
         return self.sock
 
-    def drain(self):
+    def _announce(self, wants):
+        temporary = "%s.%s.tmp" % (self.path, uuid.uuid4().hex[:6])
+        with open(temporary, "w") as out:
+            out.write("\n".join(sorted(wants)))
+        os.replace(temporary, self.path + WANTS)
+        self.wants = wants
+
+    def drain(self, channels):
         """Forget the rings received so far (call before looking at the store)."""
-        sock = self.listen()
+        sock = self.listen(channels)
         try:
             while sock.recv(64):
                 pass
         except (BlockingIOError, InterruptedError):
             pass
 
-    def wait(self, timeout):
+    def wait(self, channels, timeout):
         """Sleep until a ring or timeout seconds."""
-        select.select([self.listen()], [], [], timeout)
+        select.select([self.listen(channels)], [], [], timeout)
 
-    def ring(self):
-        """Wake every listening process (the caller's own included: another thread may wait)."""
-        for path in self._listeners():
+    def ring(self, channels):
+        """Wake every process waiting on one of these channels (the caller's own included: another
+        of its threads may wait)."""
+        for path, wants in self._listeners().items():
+            if wants is not None and wants.isdisjoint(channels):
+                continue
             try:
                 self._sender().sendto(b"!", path)
             except (BlockingIOError, InterruptedError):
@@ -72,11 +93,23 @@ class Doorbell(object):
         try:
             mtime = os.stat(self.directory).st_mtime_ns
         except FileNotFoundError:
-            return ()
-        if mtime != self._peers[0]:
-            paths = tuple(os.path.join(self.directory, name) for name in os.listdir(self.directory))
-            self._peers = (mtime, paths)
-        return self._peers[1]
+            return {}
+        now = time.monotonic()
+        # Directory times are coarse (a jiffy on tmpfs): two changes in one tick look like one, so
+        # the listing is also refreshed every half second.
+        if mtime != self._peers[0] or now - self._peers[1] > 0.5:
+            peers = {}
+            for name in os.listdir(self.directory):
+                if name.endswith(WANTS) or name.endswith(".tmp"):
+                    continue
+                path = os.path.join(self.directory, name)
+                try:
+                    with open(path + WANTS) as wants:
+                        peers[path] = frozenset(wants.read().split("\n"))
+                except FileNotFoundError:
+                    peers[path] = None  # not announced: ring it for everything
+            self._peers = (mtime, now, peers)
+        return self._peers[2]
 
     def _sender(self):
         sender = getattr(self, "_send_sock", None)
@@ -87,10 +120,11 @@ class Doorbell(object):
         return sender
 
     def _forget(self, path):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+        for stale in (path, path + WANTS):
+            try:
+                os.unlink(stale)
+            except FileNotFoundError:
+                pass
 
     def close(self):
         """Remove this process's socket (at exit; a killed process's one is removed by a ring)."""

@@ -182,7 +182,7 @@ class IPCChannelLayer(asgi_ipc.IPCChannelLayer):
         if self.message_store.append_within([(name, item, self.get_capacity(channel))],
                                             time.time() + self.expiry):
             raise self.ChannelFull()
-        self.doorbell.ring()
+        self.doorbell.ring({name})
 
     def send_group(self, group, message):
         assert self.valid_group_name(group), "Invalid group name"
@@ -192,7 +192,7 @@ class IPCChannelLayer(asgi_ipc.IPCChannelLayer):
             entries.append((name, item, self.get_capacity(channel)))
         if entries:  # full members drop, as the groups extension allows
             self.message_store.append_within(entries, time.time() + self.expiry)
-            self.doorbell.ring()
+            self.doorbell.ring({name for name, _, _ in entries})
 
     def receive(self, channels, block=False):
         if not channels:
@@ -203,7 +203,7 @@ class IPCChannelLayer(asgi_ipc.IPCChannelLayer):
         deadline = time.time() + self.block_timeout
         while True:
             if block:
-                self.doorbell.drain()  # before looking, so a send after the look still wakes us
+                self.doorbell.drain(channels)  # before looking, so a send after the look still wakes us
             random.shuffle(channels)
             found = self.message_store.pop_first(channels)
             if found:
@@ -211,7 +211,7 @@ class IPCChannelLayer(asgi_ipc.IPCChannelLayer):
             remaining = deadline - time.time()
             if not block or remaining <= 0:
                 return None, None
-            self.doorbell.wait(remaining)
+            self.doorbell.wait(channels, remaining)
 
     def receive_twisted(self, channels):
         """daphne's reader: a Deferred firing with (channel, message) once one arrives, or
@@ -225,7 +225,7 @@ class IPCChannelLayer(asgi_ipc.IPCChannelLayer):
         deadline = time.time() + self.block_timeout
 
         def look():
-            self.doorbell.drain()
+            self.doorbell.drain(channels)
             channels_now = list(channels)
             random.shuffle(channels_now)
             limit = self.reply_batch if all("!" in c for c in channels_now) else 1
@@ -236,7 +236,7 @@ class IPCChannelLayer(asgi_ipc.IPCChannelLayer):
             elif time.time() >= deadline:
                 result.callback((None, None))
             else:
-                _Readable(reactor, self.doorbell.listen(), deadline - time.time(), look)
+                _Readable(reactor, self.doorbell.listen(channels), deadline - time.time(), look)
         look()
         return result
 
