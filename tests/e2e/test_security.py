@@ -86,9 +86,9 @@ def test_frame_size_limit(site, user):
     ws.send(json.dumps({"type": "ping"}))
     while json.loads(ws.recv())["type"] != "pong":
         pass
-    ws.send("x" * (200 * 1024))
     close_code = None
     try:
+        ws.send("x" * (200 * 1024))
         while True:
             opcode, data = ws.recv_data(control_frame=True)
             if opcode == websocket.ABNF.OPCODE_CLOSE:
