@@ -70,6 +70,10 @@ def table(data):
         if "rss_mb" in r or r["scenario"].startswith("soak"):
             continue
         s = r.get("summary", {})
+        if "failed" in r:
+            lines.append("| %s | %s | - | - | failed: %s | - |" % (
+                r["config"], r["scenario"], r["failed"].strip().splitlines()[-1][:80].replace("|", "/")))
+            continue
         rate = r.get("messages_per_second") or r.get("requests_per_second") or r.get("achieved_rps")
         unit = " msg/s" if "messages_per_second" in r else " req/s"
         lines.append("| %s | %s | %s | %s | %s | %s |" % (
