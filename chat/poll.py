@@ -92,13 +92,13 @@ def release(room, stored):
     # every message would leave a group behind until group_expiry. Most messages have no poll
     # waiting: then there is nothing to send. A poll joining after this look finds the message
     # stored (it reads the room's last id after joining) and answers itself.
-    members = list(getattr(layer, "group_channels", lambda group: [None])(group))
-    if not members:
+    group_channels = getattr(layer, "group_channels", None)
+    members = list(group_channels(group)) if group_channels else None
+    if members == []:
         return
     Group(group).send(response(200, [stored.as_frame()]), immediately=True)
-    for channel in members:
-        if channel is not None:
-            layer.group_discard(group, channel)
+    for channel in members or ():
+        layer.group_discard(group, channel)
 
 
 def poll_disconnect(message):

@@ -48,8 +48,8 @@ class Doorbell(object):
                 sock.setblocking(False)
                 sock.bind(self.path)
                 self.sock, self.sock_pid = sock, os.getpid()
-            elif wants != self.wants:
-                self._announce(self.wants | wants)  # a wider set only: a spurious wake is harmless
+            elif not wants <= self.wants:  # only ever widened: a spurious wake is harmless
+                self._announce(self.wants | wants)
         return self.sock
 
     def _announce(self, wants):

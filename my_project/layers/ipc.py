@@ -121,19 +121,23 @@ class ChannelStore(CrashSafeStoreMixin, ChannelMemoryStore):
         now = time.time()
         with self.locked():
             value = self._load()
+            dropped = False  # expired items removed on the way
             for name in names:
-                items = value.get(name)
-                if not items:
+                if not value.get(name):
                     continue
-                live = [entry for entry in items if entry[1] >= now]
+                live = self._live(value, name, now)
+                if not live:
+                    dropped = True
+                    continue
                 taken, rest = live[:limit], live[limit:]
                 if rest:
                     value[name] = rest
                 else:
                     del value[name]
                 self._dump(value)
-                if taken:
-                    return name, [item for item, _ in taken]
+                return name, [item for item, _ in taken]
+            if dropped:
+                self._dump(value)
             return None
 
 
