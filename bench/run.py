@@ -149,14 +149,7 @@ class Bench(object):
         site = Site(**env).start()
         try:
             time.sleep(2)
-            n = 100 if self.quick else 300
-            if "echo" in scenarios:
-                self.attempt(config, "raw echo, 1 client", lambda: self.record(
-                    config, "raw echo, 1 client", self.loadgen(site, "echo", "--n", n)))
-            if "chat1" in scenarios:
-                self.attempt(config, "chat round trip, 1 client", lambda: self.record(
-                    config, "chat round trip, 1 client",
-                    self.loadgen(site, "chat", "--users", self.users(site, 1), "--n", n)))
+            self.round_trips(site, config, scenarios, lambda count: self.users(site, count))
             if "chat100" in scenarios:
                 self.attempt(config, "chat, 100 clients/100 rooms", lambda: self.chat100(site, config))
             if "burn" in scenarios:
@@ -176,6 +169,18 @@ class Bench(object):
                 self.memory(site, config)
         finally:
             site.close()
+
+    def round_trips(self, site, config, scenarios, users):
+        """One client sending and waiting: the raw echo and the chat round trip. users(count) is
+        the path of a users file for the load generator."""
+        n = 100 if self.quick else 300
+        if "echo" in scenarios:
+            self.attempt(config, "raw echo, 1 client", lambda: self.record(
+                config, "raw echo, 1 client", self.loadgen(site, "echo", "--n", n)))
+        if "chat1" in scenarios:
+            self.attempt(config, "chat round trip, 1 client", lambda: self.record(
+                config, "chat round trip, 1 client",
+                self.loadgen(site, "chat", "--users", users(1), "--n", n)))
 
     def chat100(self, site, config):
         """100 clients chatting as fast as they can, and the CPU each kind of process spent per
@@ -334,14 +339,7 @@ class Bench(object):
                 stderr=open(os.path.join(self.workdir, "peer-daphne.log"), "w"))
             wait_for(lambda: port_open(port), 30, "the peer's daphne on %d" % port)
             site = type("PeerSite", (), {"url": "http://127.0.0.1:%d" % port})()
-            n = 100 if self.quick else 300
-            if "echo" in scenarios:
-                self.attempt(config, "raw echo, 1 client", lambda: self.record(
-                    config, "raw echo, 1 client", self.loadgen(site, "echo", "--n", n)))
-            if "chat1" in scenarios:
-                self.attempt(config, "chat round trip, 1 client", lambda: self.record(
-                    config, "chat round trip, 1 client",
-                    self.loadgen(site, "chat", "--users", self.peer_users(1), "--n", n)))
+            self.round_trips(site, config, scenarios, self.peer_users)
             if "chat100" in scenarios:
                 self.attempt(config, "chat, 100 clients/100 rooms", lambda: self.record(
                     config, "chat, 100 clients/100 rooms",
