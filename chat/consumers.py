@@ -1,21 +1,18 @@
 """WebSocket consumers of a room: join, chat, leave (run by the realtime pool)."""
 import logging
 
-from channels import Channel, Group
+from channels import Group
 from channels.auth import channel_session_user_from_http
 from channels.security.websockets import allowed_hosts_only
 from django.conf import settings
 from django.utils import timezone
 
-from . import poll, protocol, ratelimit, sockets
+from . import delivery, protocol, ratelimit, sockets
 from .exceptions import ClientError
 from .models import Message, Presence, Room
-from .ordering import ordered
+from .ordering import ordered, release
 
 logger = logging.getLogger(__name__)
-
-MODERATION_CHANNEL = "background.moderate"
-
 
 @allowed_hosts_only
 @ordered
@@ -61,40 +58,13 @@ def ws_receive(message, slug):
 
 def _post(message, room, frame):
     stored, created = Message.post(room, message.user, frame["client_id"], frame["text"])
-    # The message is committed: its broadcast and ack go out at once (channels would hold them until
-    # the consumer returns), and the work nobody waits for comes after them.
+    # Committed: the broadcast, the ack, the long polls' answer and the moderation job leave at once
+    # (channels would hold them until the consumer returns), in one layer round trip.
     # A resend is broadcast again too: the first try may have died between storing and sending.
     # Clients drop ids they have seen, so members get it exactly once.
-    send_to_room(room, stored)
-    try:
-        message.reply_channel.send(protocol.encode(
-            {"type": "ack", "client_id": stored.client_id, "id": stored.seq}), immediately=True)
-    except message.channel_layer.ChannelFull:  # the client resends and gets the same ack
-        logger.warning("No room for the ack of message %d on %s", stored.pk, message.reply_channel)
-    if created:
-        queue_moderation(stored)
-    poll.release(room, stored)
-
-
-def queue_moderation(stored):
-    """Hand the message to the background pool; when that queue is full, skip scoring it rather
-    than stall this realtime worker (a deferred send would retry for 2 s, then raise)."""
-    channel = Channel(MODERATION_CHANNEL)
-    try:
-        channel.send({"message_id": stored.pk}, immediately=True)
-    except channel.channel_layer.ChannelFull:
-        logger.warning("%s is full: message %d goes unscored", MODERATION_CHANNEL, stored.pk)
-
-
-def send_to_room(room, stored):
-    """A stored message to every socket in the room."""
-    Group(room.group).send(protocol.encode(stored.as_frame()), immediately=True)
-
-
-def broadcast(room, stored):
-    """A stored message to every socket in the room and every long-poll waiting for it."""
-    send_to_room(room, stored)
-    poll.release(room, stored)
+    delivery.deliver(room, stored, created, ack_to=message.reply_channel.name)
+    # The client sends its next message on the ack: let another worker take it now.
+    release(message)
 
 
 @sockets.socket_user

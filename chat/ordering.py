@@ -9,6 +9,7 @@ logger = logging.getLogger(__name__)
 
 NEXT = "__channels_next_order"  # the key enforce_ordering uses, so the two agree
 PARKED_AT = "chat_parked_at"
+RELEASED = "_chat_order_released"  # set on the Message by release()
 # A frame parked this long waits for one that a dead worker popped and never ran: stop waiting.
 # The client resends whatever was not acked, so skipping loses nothing; it only unblocks the socket.
 GAP_TIMEOUT = 3.0
@@ -38,14 +39,14 @@ def ordered(func):
                            message.reply_channel.name, next_order, order)
             next_order = order
         if order <= next_order:
+            message._chat_next_order = max(next_order, order + 1)
             try:
                 func(message, *args, **kwargs)
             finally:
                 # A consumer that raised has still consumed its frame (the layer is at-most-once):
                 # the socket's next frames must not wait for it.
-                session[NEXT] = max(next_order, order + 1)
-                session.save()
-                session.modified = False
+                if not getattr(message, RELEASED, False):
+                    release(message)
                 requeue_messages(message)
             return
         # Early: park it until the frame before it has run.
@@ -62,3 +63,18 @@ def ordered(func):
         if parked_at is None or session.load().get(NEXT, 0) >= order:
             requeue_messages(message)
     return inner
+
+
+def release(message):
+    """Let the socket's next frame run before this consumer returns: it saves the channel session
+    with the next order. A consumer calls it once the frame's effects are stored and its answer is
+    sent (the chat: after the ack), so the work nobody waits for (moderation, long-poll release)
+    no longer holds the socket's next frame, which another worker would otherwise park and requeue
+    (a client sends its next message when the ack arrives). It must be the consumer's last change
+    to the channel session: nothing saves the session after it, as a later save would overwrite
+    what the next frame's worker wrote meanwhile."""
+    session = message.channel_session
+    session[NEXT] = message._chat_next_order
+    session.save()
+    session.modified = False
+    setattr(message, RELEASED, True)

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 
-from channels import Channel, DEFAULT_CHANNEL_LAYER, Group, channel_layers
+from channels import Channel, Group
 from channels.auth import http_session_user
 from channels.handler import AsgiRequest
 from django.conf import settings
@@ -82,23 +82,6 @@ def poll_request(message, slug):
         "delay": settings.CHAT_POLL_HOLD * 1000,
         "content": {"reply_channel": message.reply_channel.name, "group": group},
     })
-
-
-def release(room, stored):
-    """Answer every long-poll waiting for `stored` and empty its group."""
-    group = room.poll_group(stored.seq - 1)
-    layer = channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
-    # group_channels is not in the ASGI spec, but both asgi_ipc and asgi_redis have it: without it
-    # every message would leave a group behind until group_expiry. Most messages have no poll
-    # waiting: then there is nothing to send. A poll joining after this look finds the message
-    # stored (it reads the room's last id after joining) and answers itself.
-    group_channels = getattr(layer, "group_channels", None)
-    members = list(group_channels(group)) if group_channels else None
-    if members == []:
-        return
-    Group(group).send(response(200, [stored.as_frame()]), immediately=True)
-    for channel in members or ():
-        layer.group_discard(group, channel)
 
 
 def poll_disconnect(message):

@@ -1,7 +1,7 @@
 """The chat app's channel routes; the project mounts them under /ws and /poll."""
 from channels.routing import route
 
-from . import consumers, moderation, poll
+from . import consumers, delivery, moderation, poll
 
 websocket_routing = [
     route("websocket.connect", consumers.ws_connect, path=r"^/rooms/(?P<slug>[-\w]+)/$"),
@@ -17,6 +17,6 @@ poll_routing = [
 
 # Channels that are not tied to a client: the background pool takes background.*.
 channel_routing = [
-    route(consumers.MODERATION_CHANNEL, moderation.moderate),
+    route(delivery.MODERATION_CHANNEL, moderation.moderate),
     route(poll.EXPIRE_CHANNEL, poll.poll_expire),
 ]

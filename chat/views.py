@@ -9,7 +9,7 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import consumers, protocol
+from . import delivery, protocol
 from .exceptions import ClientError
 from .forms import RoomForm
 from .models import Message, Room
@@ -69,9 +69,7 @@ def _post_message(request, room):
     except ClientError as error:
         return JsonResponse(error.as_frame(), status=400)
     stored, created = Message.post(room, request.user, frame["client_id"], frame["text"])
-    consumers.broadcast(room, stored)
-    if created:
-        consumers.queue_moderation(stored)
+    delivery.deliver(room, stored, created)
     return JsonResponse({"type": "ack", "client_id": stored.client_id, "id": stored.seq})
 
 

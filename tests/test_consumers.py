@@ -4,7 +4,6 @@ import time
 from unittest import mock
 
 import pytest
-from channels import Channel
 from channels.exceptions import DenyConnection
 from channels.test import ChannelTestCase, WSClient
 from django.contrib.auth.models import User

@@ -1,6 +1,5 @@
 """Every channel layer the project configures passes asgiref's own conformance suite."""
 import shutil
-import unittest
 
 import pytest
 import os
@@ -174,3 +173,65 @@ def test_ipc_group_send_skips_full_members_in_one_pass():
         assert layer.receive(["g.c"]) == ("g.c", {"n": 1})
     finally:
         remove_ipc_prefix("chat-grouptest")
+
+
+@pytest.fixture(params=["ipc", "redis", "redis-sharded"])
+def batch_layer(request):
+    """A fresh layer of each kind the project ships, with a capacity of 2 for the test's
+    process-local lists."""
+    kwargs = dict(expiry=5, group_expiry=60, capacity=5, channel_capacity={"t.local!*": 2})
+    if request.param == "ipc":
+        layer = IPCChannelLayer(prefix="chat-batchtest", **kwargs)
+        layer.flush()
+        yield layer
+        remove_ipc_prefix("chat-batchtest")
+        return
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (make test installs it)")
+    servers = [RedisServer().start() for _ in range(2 if request.param == "redis-sharded" else 1)]
+    try:
+        yield RedisChannelLayer(hosts=[s.url for s in servers], blpop_timeout=0.2, **kwargs)
+    finally:
+        for server in servers:
+            server.close()
+
+
+def drain(layer, channel):
+    out = []
+    while True:
+        found = layer.receive([channel])
+        if found == (None, None):
+            return out
+        out.append(found)
+
+
+def test_send_batch_delivers_in_order_and_reports_full_channels(batch_layer):
+    """One send_batch reaches plain and process-local channels and group members in order, drops
+    for full group members, names the full channels, and a group sent to "once" is empty after."""
+    layer = batch_layer
+    for member in ("t.local!a", "t.local!b", "t.plain"):
+        layer.group_add("room", member)
+        layer.group_add("polls", member)
+    layer.send("t.local!b", {"n": 0})  # b's list (shared with a) holds 2: one slot left
+    for attempt in range(2):  # the first batch prices the lists it had not seen, the second not
+        full = layer.send_batch([
+            ("group", "room", {"n": 1}),
+            ("channel", "t.local!a", {"n": 2}),
+            ("group_once", "polls", {"n": 3}),
+            ("channel", "t.other", {"n": 4}),
+        ])
+        assert full == ["t.local!a"]  # the group send to the room took t.local!'s last slot
+        assert sorted(drain(layer, "t.local!"), key=lambda f: (f[0], f[1]["n"])) == [
+            ("t.local!a", {"n": 1}), ("t.local!b", {"n": 0})]
+        assert drain(layer, "t.plain") == [("t.plain", {"n": 1}), ("t.plain", {"n": 3})]
+        assert drain(layer, "t.other") == [("t.other", {"n": 4})]
+        assert list(layer.group_channels("polls")) == []
+        assert sorted(layer.group_channels("room")) == ["t.local!a", "t.local!b", "t.plain"]
+        for member in ("t.local!a", "t.local!b", "t.plain"):
+            layer.group_add("polls", member)
+        layer.send("t.local!b", {"n": 0})
+
+
+def test_send_batch_to_missing_groups_sends_nothing(batch_layer):
+    """Groups without members (most long-poll groups) cost nothing and report nothing."""
+    assert batch_layer.send_batch([("group_once", "nobody", {"n": 1}), ("group", "empty", {"n": 2})]) == []

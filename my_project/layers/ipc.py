@@ -104,14 +104,14 @@ class ChannelStore(CrashSafeStoreMixin, ChannelMemoryStore):
         return items or []
 
     def append_within(self, entries, expiry):
-        """Append each (name, item, capacity) whose channel is below capacity; the names that were
-        full."""
+        """Append each (name, item, capacity) whose channel is below capacity; the indexes of the
+        entries that were full."""
         full = []
         now = time.time()
         with self.mutate_value() as value:
-            for name, item, capacity in entries:
+            for index, (name, item, capacity) in enumerate(entries):
                 if len(self._live(value, name, now)) >= capacity:
-                    full.append(name)
+                    full.append(index)
                 else:
                     value.setdefault(name, []).append((item, expiry))
         return full
@@ -143,6 +143,20 @@ class ChannelStore(CrashSafeStoreMixin, ChannelMemoryStore):
 
 class GroupStore(CrashSafeStoreMixin, GroupMemoryStore):
     """Group memberships in shared memory, crash-safe."""
+
+    def take_members(self, groups):
+        """{group: its live members} for {group: empty it?}, in one locked pass."""
+        out, now = {}, time.time()
+        with self.mutate_value() as value:
+            for name, empty in groups.items():
+                members = value.get(name) or {}
+                live = {member: expiry for member, expiry in members.items() if expiry >= now}
+                out[name] = list(live)
+                if empty or not live:
+                    value.pop(name, None)
+                elif len(live) != len(members):
+                    value[name] = live
+        return out
 
 
 class IPCChannelLayer(asgi_ipc.IPCChannelLayer):
@@ -189,14 +203,36 @@ class IPCChannelLayer(asgi_ipc.IPCChannelLayer):
         self.doorbell.ring({name})
 
     def send_group(self, group, message):
-        assert self.valid_group_name(group), "Invalid group name"
-        entries = []
-        for channel in self.group_channels(group):
-            name, item = self._pack(channel, message)
-            entries.append((name, item, self.get_capacity(channel)))
-        if entries:  # full members drop, as the groups extension allows
-            self.message_store.append_within(entries, time.time() + self.expiry)
-            self.doorbell.ring({name for name, _, _ in entries})
+        self.send_batch([("group", group, message)])
+
+    def send_batch(self, sends):
+        """Several sends at once, in order: [(kind, name, message)] with kind "channel", "group"
+        (full members drop) or "group_once" (the group is empty afterwards); the names of the
+        channel sends that were full are returned. One pass over the group store and one over
+        the messages, however many sends (see RedisChannelLayer.send_batch)."""
+        groups = {}
+        for kind, name, _ in sends:
+            if kind != "channel":
+                assert kind in ("group", "group_once") and self.valid_group_name(name), \
+                    "Invalid group name"
+                groups[name] = groups.get(name, False) or kind == "group_once"
+        members = self.group_store.take_members(groups) if groups else {}
+        entries, channel_sends = [], {}
+        for kind, name, message in sends:
+            if kind == "channel":
+                assert isinstance(message, dict), "message is not a dict"
+                assert self.valid_channel_name(name), "channel name not valid"
+                assert "__asgi_channel__" not in message
+                channel_sends[len(entries)] = name
+                entries.append(self._pack(name, message) + (self.get_capacity(name),))
+            else:
+                entries.extend(self._pack(channel, message) + (self.get_capacity(channel),)
+                               for channel in members[name])
+        if not entries:
+            return []
+        full = self.message_store.append_within(entries, time.time() + self.expiry)
+        self.doorbell.ring({name for name, _, _ in entries})
+        return [channel_sends[index] for index in full if index in channel_sends]
 
     def receive(self, channels, block=False):
         if not channels:

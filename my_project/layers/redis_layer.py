@@ -11,12 +11,14 @@ from asgi_redis.twisted_utils import defer
 
 logger = logging.getLogger(__name__)
 
-# Messages are stored in the channel's list itself as b"<expires at>:<serialized message>".
-# Upstream stores each body under a key of its own and pushes the key, so every receive costs a
-# second round trip (GET + DEL after BLPOP) and every send a SET; a blocked BLPOP hands over the
-# whole message here. Expiry is checked when a message is popped (by Redis' clock in the scripts,
-# by the receiver's after BLPOP) instead of by a key's TTL; a list nobody sends to still expires
-# as a whole, as upstream's do.
+# Messages are stored in the channel's list itself as b"<expires at>:<channel>:<serialized message>"
+# (<channel> is the full name of a process-local channel, empty otherwise). Upstream stores each
+# body under a key of its own and pushes the key, so every receive costs a second round trip
+# (GET + DEL after BLPOP) and every send a SET; a blocked BLPOP hands over the whole message here.
+# Upstream puts a process-local channel's full name inside the body; outside it, a script can
+# address one serialized body to every member of a group (LUA_BATCH). Expiry is checked when a
+# message is popped (by Redis' clock in the scripts, by the receiver's after BLPOP) instead of by a
+# key's TTL; a list nobody sends to still expires as a whole, as upstream's do.
 
 LUA_NOW = """
 local t = redis.call('TIME')
@@ -104,6 +106,94 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[1])
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
 
+# Several sends in one round trip on a one-server layer (see send_batch): channels, groups (their
+# members read here, not by a round trip of their own), and groups emptied once sent to (a long
+# poll's release). Each member's list and capacity derive from its name. When a member is on a list
+# whose capacity the caller did not pass, nothing is sent and the unknown lists are returned, for
+# the caller to price and try again (so the sends keep their order).
+# KEYS: global messages stat, global full stat.
+# ARGV: expiry, channel stat ttl, global stat ttl, group cutoff, key prefix, stats prefix,
+#       expires stamp, number of priced lists, (list, capacity) * that, then per send:
+#       kind ("c" channel, "g" group, "o" group once), channel or group key, body, capacity.
+# Returns {indexes of the full channel sends (from 1), unknown lists}.
+LUA_BATCH = LUA_NOW + """
+local expiry, chan_ttl, global_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local cutoff, prefix, stats, stamp = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local caps = {}
+local n = tonumber(ARGV[8])
+for i = 0, n - 1 do caps[ARGV[9 + i * 2]] = tonumber(ARGV[10 + i * 2]) end
+local first = 9 + n * 2
+local function split(name)
+    local bang = string.find(name, '!', 1, true)
+    if bang then return string.sub(name, 1, bang), name end
+    return name, ''
+end
+-- Look up every group first: nothing is sent unless every member's list is priced.
+local members, unknown, seen = {}, {}, {}
+for i = first, #ARGV, 4 do
+    if ARGV[i] ~= 'c' then
+        redis.call('ZREMRANGEBYSCORE', ARGV[i + 1], 0, cutoff)
+        members[i] = redis.call('ZRANGE', ARGV[i + 1], 0, -1)
+        for _, member in ipairs(members[i]) do
+            local list = split(member)
+            if not caps[list] and not seen[list] then
+                seen[list] = true
+                unknown[#unknown + 1] = list
+            end
+        end
+    end
+end
+if #unknown > 0 then return {{}, unknown} end
+local sent, dropped = 0, 0
+local function push(list, channel, body, capacity)
+    local key = prefix .. list
+    local length = redis.call('LLEN', key)
+    while length >= capacity do
+        local head = redis.call('LINDEX', key, 0)
+        if not head or live(head) then break end
+        redis.call('LPOP', key)
+        length = length - 1
+    end
+    if length >= capacity then
+        dropped = dropped + 1
+        redis.call('INCR', stats .. list .. ':channel_full_count')
+        redis.call('EXPIRE', stats .. list .. ':channel_full_count', chan_ttl)
+        return false
+    end
+    sent = sent + 1
+    redis.call('RPUSH', key, stamp .. ':' .. channel .. ':' .. body)
+    redis.call('EXPIRE', key, expiry + 1)
+    redis.call('INCR', stats .. list .. ':messages_count')
+    redis.call('EXPIRE', stats .. list .. ':messages_count', chan_ttl)
+    return true
+end
+local full = {}
+for i = first, #ARGV, 4 do
+    local kind, body = ARGV[i], ARGV[i + 2]
+    if kind == 'c' then
+        local list, channel = split(ARGV[i + 1])
+        if not push(list, channel, body, tonumber(ARGV[i + 3])) then
+            full[#full + 1] = (i - first) / 4 + 1
+        end
+    else
+        for _, member in ipairs(members[i]) do
+            local list, channel = split(member)
+            push(list, channel, body, caps[list])
+        end
+        if kind == 'o' then redis.call('DEL', ARGV[i + 1]) end
+    end
+end
+if sent > 0 then
+    redis.call('INCRBY', KEYS[1], sent)
+    redis.call('EXPIRE', KEYS[1], global_ttl)
+end
+if dropped > 0 then
+    redis.call('INCRBY', KEYS[2], dropped)
+    redis.call('EXPIRE', KEYS[2], global_ttl)
+end
+return {full, {}}
+"""
+
 
 class RedisChannelLayer(asgi_redis.RedisChannelLayer):
     """asgi_redis where every channel lives on one shard, and a receive looks at all of them.
@@ -132,47 +222,61 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
         self.pop_script = self.connection(0).register_script(LUA_POP)
         self.send_script = self.connection(0).register_script(LUA_SEND)
         self.members_script = self.connection(0).register_script(LUA_GROUP_MEMBERS)
+        self.batch_script = self.connection(0).register_script(LUA_BATCH)
+        self._capacities = {}  # list name -> capacity, for LUA_BATCH's group members
         self._twisted = {}  # shard index -> persistent txredisapi connection (daphne's reader)
+        self._blmpop = None  # whether the server has BLMPOP: unknown until daphne's reader tries
 
     # ---- messages in lists ----------------------------------------------------------------------
 
-    def _item(self, message):
-        return b"%.3f:" % (time.time() + self.expiry) + self.serialize(message)
+    def _stamp(self):
+        return b"%.3f" % (time.time() + self.expiry)
+
+    def _item(self, channel, body, stamp=None):
+        """A list item for `channel` (see the top of this module)."""
+        local = channel.encode("utf8") if "!" in channel else b""
+        return b"%s:%s:%s" % (stamp or self._stamp(), local, body)
 
     def _unpack(self, list_key, item):
         """(channel, message), or None when the message expired while it waited."""
-        if isinstance(list_key, bytes):
-            list_key = list_key.decode("utf8")
-        expires, _, body = item.partition(b":")
+        expires, _, rest = item.partition(b":")
         if float(expires) < time.time():
             return None
-        channel = list_key[len(self.prefix):]
-        message = self.deserialize(body)
-        if "__asgi_channel__" in message:
-            channel = message.pop("__asgi_channel__")
-        return channel, message
+        local, _, body = rest.partition(b":")
+        if local:
+            channel = local.decode("utf8")
+        else:
+            if isinstance(list_key, bytes):
+                list_key = list_key.decode("utf8")
+            channel = list_key[len(self.prefix):]
+        try:
+            return channel, self.deserialize(body)
+        except Exception as exc:  # not ours (another layer class on the same prefix) or torn
+            logger.warning("Dropped an unreadable message on %s: %s", channel, exc)
+            return None
 
-    def _target(self, channel, message):
-        """(list name, message) as upstream addresses it: a process-local channel's messages go to
-        the list of its non-local part and carry the full name."""
-        if "!" in channel:
-            message = dict(message.items())
-            message["__asgi_channel__"] = channel
-            channel = self.non_local_name(channel)
-        return channel, message
+    def _list(self, channel):
+        """The list holding a channel's messages: a process-local channel's is its non-local part's."""
+        return self.non_local_name(channel) if "!" in channel else channel
 
     def _stat_key(self, channel, stat):
         return "%s%s:%s" % (self.stats_prefix, channel, stat)
 
-    def _send_many(self, index, targets):
-        """Send to [(list name, message)] on one shard in one round trip; how many were full."""
-        keys = [self._stat_key(self.global_stats_key, self.STAT_MESSAGES_COUNT),
+    def _global_stat_keys(self):
+        return [self._stat_key(self.global_stats_key, self.STAT_MESSAGES_COUNT),
                 self._stat_key(self.global_stats_key, self.STAT_CHANNEL_FULL)]
-        args = [self.expiry, self.channel_statistics_expiry, self.global_statistics_expiry]
-        for channel, message in targets:
-            keys += [self.prefix + channel, self._stat_key(channel, self.STAT_MESSAGES_COUNT),
-                     self._stat_key(channel, self.STAT_CHANNEL_FULL)]
-            args += [self._item(message), self.get_capacity(channel)]
+
+    def _send_many(self, index, targets):
+        """Send to [(channel, serialized message)] on one shard in one round trip; how many were
+        full."""
+        keys, args = self._global_stat_keys(), [
+            self.expiry, self.channel_statistics_expiry, self.global_statistics_expiry]
+        stamp = self._stamp()
+        for channel, body in targets:
+            name = self._list(channel)
+            keys += [self.prefix + name, self._stat_key(name, self.STAT_MESSAGES_COUNT),
+                     self._stat_key(name, self.STAT_CHANNEL_FULL)]
+            args += [self._item(channel, body, stamp), self.get_capacity(name)]
         return self.send_script(keys=keys, args=args, client=self.connection(index))
 
     # ---- ASGI API -------------------------------------------------------------------------------
@@ -181,8 +285,7 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
         assert isinstance(message, dict), "message is not a dict"
         assert self.valid_channel_name(channel), "Channel name not valid"
         assert "__asgi_channel__" not in message
-        target = self._target(channel, message)
-        if self._send_many(self.consistent_hash(target[0]), [target]):
+        if self._send_many(self.consistent_hash(self._list(channel)), [(channel, self.serialize(message))]):
             raise self.ChannelFull()
 
     def group_channels(self, group):
@@ -193,15 +296,74 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
 
     def send_group(self, group, message):
         """Every member below capacity gets it, the full ones drop (the groups extension allows
-        that): two round trips with one shard, whatever the group's size (upstream: two per
-        member). Members on other shards cost one more round trip per shard."""
+        that): one round trip with one server, whatever the group's size (upstream: two per
+        member); with several, one to read the members and one per shard they are on."""
         assert self.valid_group_name(group), "Group name not valid"
+        if self.ring_size == 1:
+            self.send_batch([("group", group, message)])
+            return
+        self._send_to_members(self.group_channels(group), self.serialize(message))
+
+    def _send_to_members(self, channels, body):
         by_shard = {}
-        for channel in self.group_channels(group):
-            target = self._target(channel, message)
-            by_shard.setdefault(self.consistent_hash(target[0]), []).append(target)
+        for channel in channels:
+            by_shard.setdefault(self.consistent_hash(self._list(channel)), []).append((channel, body))
         for index, targets in by_shard.items():
             self._send_many(index, targets)
+
+    def send_batch(self, sends):
+        """Several sends at once, in order: [(kind, name, message)] with kind "channel" (a send),
+        "group" (a group send: full members drop) or "group_once" (a group send, after which the
+        group is empty: a long poll's release). The names of the channel sends that were full are
+        returned; the rest still went. A consumer's answers (a broadcast, an ack, work for another
+        pool) cost one round trip on a one-server layer instead of one or two each; with several
+        servers, one per send as before."""
+        if self.ring_size > 1:
+            return self._send_batch_each(sends)
+        for _ in range(3):  # group members on lists not seen before: price them and try again
+            full, unknown = self._batch_script(sends)
+            if not unknown:
+                return [sends[int(index) - 1][1] for index in full]
+            for name in unknown:
+                name = name.decode("utf8")
+                self._capacities[name] = self.get_capacity(name)
+        return self._send_batch_each(sends)  # members keep joining on new lists: one at a time
+
+    def _batch_script(self, sends):
+        if len(self._capacities) > 10000:  # list names of daphnes long gone
+            self._capacities.clear()
+        args = [self.expiry, self.channel_statistics_expiry, self.global_statistics_expiry,
+                int(time.time()) - self.group_expiry, self.prefix, self.stats_prefix,
+                self._stamp(), len(self._capacities)]
+        for name, capacity in self._capacities.items():
+            args += [name, capacity]
+        for kind, name, message in sends:
+            if kind == "channel":
+                assert self.valid_channel_name(name), "Channel name not valid"
+                assert "__asgi_channel__" not in message
+                args += ["c", name, self.serialize(message), self.get_capacity(self._list(name))]
+            else:
+                assert kind in ("group", "group_once") and self.valid_group_name(name), \
+                    "Group name not valid"
+                args += ["g" if kind == "group" else "o", self._group_key(name),
+                         self.serialize(message), 0]
+        return self.batch_script(keys=self._global_stat_keys(), args=args, client=self.connection(0))
+
+    def _send_batch_each(self, sends):
+        full = []
+        for kind, name, message in sends:
+            if kind == "channel":
+                try:
+                    self.send(name, message)
+                except self.ChannelFull:
+                    full.append(name)
+                continue
+            members = self.group_channels(name)
+            self._send_to_members(members, self.serialize(message))
+            if kind == "group_once":
+                for member in members:
+                    self.group_discard(name, member)
+        return full
 
     def _receive_list_names(self, channels):
         """{shard index: [list keys]} for the channels, each on the shard its name hashes to."""
@@ -302,9 +464,27 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
             if result:
                 items = [(result[0], item) for item in result[1:]]
             else:
-                popped = yield connection.blpop(list_names, timeout=self.blpop_timeout)
-                items = [popped] if popped else []
+                items = yield self._block_many(connection, list_names, limit)
             self._replies.extend(found for found in (self._unpack(k, i) for k, i in items) if found)
             if self._replies:
                 defer.returnValue(self._replies.popleft())
         defer.returnValue((None, None))  # daphne calls again at once
+
+    @defer.inlineCallbacks
+    def _block_many(self, connection, list_names, limit):
+        """Wait for messages: BLMPOP (Redis 7) hands over up to `limit` at once, so a broadcast and
+        the ack behind it, pushed by one script, reach daphne in one wake-up; BLPOP (older
+        servers) takes one and the rest cost another round trip."""
+        if self._blmpop is not False:
+            try:
+                popped = yield connection.execute_command(
+                    "BLMPOP", self.blpop_timeout, len(list_names), *(list_names + ["LEFT", "COUNT", limit]))
+                self._blmpop = True
+                defer.returnValue([(popped[0], item) for item in popped[1]] if popped else [])
+            except Exception as exc:  # txredisapi.ResponseError on a server without BLMPOP
+                if self._blmpop or "unknown command" not in str(exc).lower():
+                    raise
+                logger.info("Redis has no BLMPOP (before 7.0): daphne takes one reply per wake-up")
+                self._blmpop = False
+        popped = yield connection.blpop(list_names, timeout=self.blpop_timeout)
+        defer.returnValue([popped] if popped else [])
