@@ -2,7 +2,7 @@
 import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -80,8 +80,7 @@ class Message(models.Model):
         try:
             with transaction.atomic():
                 # The UPDATE takes the room's write lock: ids are handed out in commit order, no gaps.
-                Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + 1)
-                seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+                seq = _next_seq(room)
                 message = cls.objects.create(
                     room=room, seq=seq, user=user, client_id=client_id, text=text)
         except IntegrityError:
@@ -101,3 +100,25 @@ class Message(models.Model):
             "ts": self.created.isoformat(),
             "client_id": self.client_id,
         }
+
+
+def _next_seq(room):
+    """Take the room's next message id (inside the storing transaction). Where the database can
+    return the updated value (SQLite 3.35+, PostgreSQL), one statement; Django 1.11's ORM knows
+    no RETURNING, hence the SQL."""
+    if _has_returning():
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE %s SET last_seq = last_seq + 1 WHERE id = %%s RETURNING last_seq"
+                           % connection.ops.quote_name(Room._meta.db_table), [room.pk])
+            return cursor.fetchone()[0]
+    Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + 1)
+    return Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+
+
+def _has_returning():
+    if connection.vendor == "postgresql":
+        return True
+    if connection.vendor == "sqlite":
+        import sqlite3
+        return sqlite3.sqlite_version_info >= (3, 35)
+    return False

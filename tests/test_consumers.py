@@ -105,6 +105,13 @@ class MessageTests(ConsumerTestCase):
             seqs = list(Message.objects.filter(room__slug=slug).values_list("seq", flat=True))
             self.assertEqual(seqs, [1, 2, 3])
 
+    def test_ids_without_returning(self):
+        """On a database without UPDATE ... RETURNING the ids are the same gapless sequence."""
+        with mock.patch("chat.models._has_returning", return_value=False):
+            for n in range(3):
+                self.say(self.client, {"type": "message", "text": "r%d" % n, "client_id": "r%d" % n})
+        self.assertEqual(list(Message.objects.values_list("seq", flat=True)), [1, 2, 3])
+
     def test_new_message_goes_to_the_background_channel(self):
         """Spam scoring is handed to background.moderate, not done on the realtime path."""
         self.say(self.client, {"type": "message", "text": "hi", "client_id": "bg"})
