@@ -23,7 +23,7 @@ def message_sends(room, stored, created, ack_to=None):
     # joining the group) and answers itself.
     sends.append(("group_once", room.poll_group(stored.seq - 1), poll.response(200, [frame])))
     if created:
-        sends.append(("channel", MODERATION_CHANNEL, {"message_id": stored.pk}))
+        sends.append(("channel", MODERATION_CHANNEL, {"message_id": stored.pk, "text": stored.text}))
     return sends
 
 

@@ -27,12 +27,16 @@ def spam_score(text):
 
 
 def moderate(message):
-    """Consumer of background.moderate: score one message and record which pool did it."""
-    stored = Message.objects.filter(pk=message.content["message_id"]).first()
-    if stored is None:
-        return
-    score = spam_score(stored.text)
-    Message.objects.filter(pk=stored.pk).update(
+    """Consumer of background.moderate: score one message and record which pool did it. The job
+    carries the text (a realtime worker had it at hand): no query to read it back; a job without
+    it (queued by an older release) reads it."""
+    message_id, text = message.content["message_id"], message.content.get("text")
+    if text is None:
+        text = Message.objects.filter(pk=message_id).values_list("text", flat=True).first()
+        if text is None:
+            return
+    score = spam_score(text)
+    Message.objects.filter(pk=message_id).update(
         spam_score=score, moderated_by="%s:%d" % (settings.POOL, os.getpid()))
     if score >= 0.8:
-        logger.warning("Message %d in %s scored %.2f as spam", stored.pk, stored.room.slug, score)
+        logger.warning("Message %d scored %.2f as spam", message_id, score)

@@ -25,3 +25,16 @@ class ModerateConsumerTests(ChannelTestCase):
         message.refresh_from_db()
         assert message.spam_score > 0
         assert message.moderated_by.startswith("web:")  # the unit tests run as the "web" pool
+
+    def test_job_with_the_text_needs_no_read(self):
+        """A job carrying the text (what the realtime pool sends) is scored without reading it back;
+        one without it (an older release's) still is."""
+        user = User.objects.create_user("dave", password="pw-dave-1234")
+        first, _ = Message.post(Room.objects.get(slug="lobby"), user, "m2", "CLICK HERE http://x.example")
+        second, _ = Message.post(Room.objects.get(slug="lobby"), user, "m3", "hello")
+        Client().send_and_consume("background.moderate", {"message_id": first.pk, "text": first.text})
+        Client().send_and_consume("background.moderate", {"message_id": second.pk})
+        first.refresh_from_db()
+        second.refresh_from_db()
+        assert first.spam_score > 0 and second.spam_score == 0.0
+        assert first.moderated_by and second.moderated_by
