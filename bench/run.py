@@ -371,8 +371,8 @@ class Bench(object):
         plan = [("redis", "upstream", 2, full), ("redis", "tuned", 2, full),
                 ("ipc", "upstream", 2, full), ("ipc", "tuned", 2, full)]
         for workers in (1, 4):
-            plan.append(("redis", "tuned", workers, ["chat100", "burn"]))
-            plan.append(("ipc", "tuned", workers, ["chat100", "burn"]))
+            plan.append(("redis", "tuned", workers, ["chat1", "chat100", "burn"]))
+            plan.append(("ipc", "tuned", workers, ["chat1", "chat100", "burn"]))
         plan.append(("redis", "tuned", 2, ["burn"]))
         plan.append(("ipc", "tuned", 2, ["burn"]))
         # Memory on fresh deployments of the tuned configurations: idle, 1000 sockets, the soak.

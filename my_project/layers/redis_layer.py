@@ -447,13 +447,17 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
                 connectTimeout=5)
         return self._twisted[index]
 
-    @defer.inlineCallbacks
     def receive_twisted(self, channels):
         """daphne's reader. daphne reads only its own process-local reply list, which nobody else
         may read: it takes up to reply_batch replies per round trip and keeps the rest here for
-        the next calls."""
+        the next calls (handed over without a generator and its Deferreds: daphne calls this once
+        per reply)."""
         if self._replies:
-            defer.returnValue(self._replies.popleft())
+            return defer.succeed(self._replies.popleft())
+        return self._receive_twisted(channels)
+
+    @defer.inlineCallbacks
+    def _receive_twisted(self, channels):
         indexes = self._receive_list_names(channels)
         if indexes is None:
             defer.returnValue((None, None))
