@@ -1,6 +1,8 @@
 """Turn a bench/results/<date>.json into PNG plots in bench/ and the tables of BENCHMARKS.md.
 
 Runs in bench/venv (matplotlib). Usage: bench/venv/bin/python bench/report.py bench/results/X.json
+[Y.json ...]: with several files, a later file's row replaces an earlier one of the same configuration
+and scenario (a partial run on top of a full one).
 """
 import json
 import os
@@ -133,8 +135,18 @@ def soak_plot(data, filename):
     return filename
 
 
+def merged(paths):
+    """The results of several runs, a later run's row replacing an earlier one's."""
+    rows = {}
+    for path in paths:
+        for r in json.load(open(path))["results"]:
+            rows.pop((r["config"], r["scenario"]), None)  # re-inserted last: keeps the newer order
+            rows[(r["config"], r["scenario"])] = r
+    return {"results": list(rows.values())}
+
+
 def main():
-    data = json.load(open(sys.argv[1]))
+    data = merged(sys.argv[1:])
     plots = [latency_plot(data, "raw echo", "echo-latency.png", "Raw layer echo (1 client), CDF"),
              latency_plot(data, "chat round trip", "chat-latency.png", "Chat round trip (1 client), CDF"),
              scaling_plot(data, "throughput-workers.png"),
