@@ -2,7 +2,7 @@
 
 Any other http.request falls through to channels' ViewConsumer (the Django views), appended by the router.
 """
-from channels.routing import include
+from .routing_include import include
 
 channel_routing = [
     include("ops.routing.websocket_routing", path=r"^/ws"),
