@@ -136,12 +136,11 @@ def soak_plot(data, filename):
 
 
 def merged(paths):
-    """The results of several runs, a later run's row replacing an earlier one's."""
+    """The results of several runs: the newest run's rows first, then the rows only older runs have."""
     rows = {}
-    for path in paths:
+    for path in reversed(paths):
         for r in json.load(open(path))["results"]:
-            rows.pop((r["config"], r["scenario"]), None)  # re-inserted last: keeps the newer order
-            rows[(r["config"], r["scenario"])] = r
+            rows.setdefault((r["config"], r["scenario"]), r)
     return {"results": list(rows.values())}
 
 
