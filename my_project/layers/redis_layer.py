@@ -330,7 +330,10 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
         return self._send_batch_each(sends)  # members keep joining on new lists: one at a time
 
     def _batch_script(self, sends):
-        if len(self._capacities) > 10000:  # list names of daphnes long gone
+        # Every call carries the table: a few entries (one per daphne) normally. Lists of daphnes
+        # long gone, or groups of many plain channels, would grow it: start over (one more round
+        # trip re-prices the lists in use).
+        if len(self._capacities) > 200:
             self._capacities.clear()
         args = [self.expiry, self.channel_statistics_expiry, self.global_statistics_expiry,
                 int(time.time()) - self.group_expiry, self.prefix, self.stats_prefix,
