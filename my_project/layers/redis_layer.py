@@ -59,58 +59,20 @@ end
 return false
 """
 
-# Send to several lists below their capacity, counting the layer's statistics: one round trip for
-# a send (upstream: two, the send and its counters) and for a whole group send (upstream: two per
-# member). Expired messages at the head of a list do not count against its capacity.
-# KEYS: global messages stat, global full stat, then per target: list, messages stat, full stat.
-# ARGV: list expiry, channel stat expiry, global stat expiry, then per target: item, capacity.
-# Returns the number of targets that were full.
-LUA_SEND = LUA_NOW + """
-local expiry, chan_ttl, global_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local full, sent = 0, 0
-for i = 0, (#KEYS - 2) / 3 - 1 do
-    local k, a = 3 + i * 3, 4 + i * 2
-    local length = redis.call('LLEN', KEYS[k])
-    while length >= tonumber(ARGV[a + 1]) do
-        local head = redis.call('LINDEX', KEYS[k], 0)
-        if not head or live(head) then break end
-        redis.call('LPOP', KEYS[k])
-        length = length - 1
-    end
-    if length >= tonumber(ARGV[a + 1]) then
-        full = full + 1
-        redis.call('INCR', KEYS[k + 2])
-        redis.call('EXPIRE', KEYS[k + 2], chan_ttl)
-    else
-        sent = sent + 1
-        redis.call('RPUSH', KEYS[k], ARGV[a])
-        redis.call('EXPIRE', KEYS[k], expiry + 1)
-        redis.call('INCR', KEYS[k + 1])
-        redis.call('EXPIRE', KEYS[k + 1], chan_ttl)
-    end
-end
-if sent > 0 then
-    redis.call('INCRBY', KEYS[1], sent)
-    redis.call('EXPIRE', KEYS[1], global_ttl)
-end
-if full > 0 then
-    redis.call('INCRBY', KEYS[2], full)
-    redis.call('EXPIRE', KEYS[2], global_ttl)
-end
-return full
-"""
-
 # A group's members after dropping the expired ones: one round trip instead of two.
 LUA_GROUP_MEMBERS = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[1])
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
 
-# Several sends in one round trip on a one-server layer (see send_batch): channels, groups (their
-# members read here, not by a round trip of their own), and groups emptied once sent to (a long
-# poll's release). Each member's list and capacity derive from its name. When a member is on a list
-# whose capacity the caller did not pass, nothing is sent and the unknown lists are returned, for
-# the caller to price and try again (so the sends keep their order).
+# Several sends in one round trip, counting the layer's statistics (upstream: two round trips per
+# send, the send and its counters): channels (every send of the layer, on the shard of its list),
+# and on a one-server layer groups too (see send_batch; their members read here, not by a round
+# trip of their own) and groups emptied once sent to (a long poll's release). Expired messages at
+# the head of a list do not count against its capacity. Each member's list and capacity derive
+# from its name. When a member is on a list whose capacity the caller did not pass, nothing is sent
+# and the unknown lists are returned, for the caller to price and try again (so the sends keep
+# their order).
 # KEYS: global messages stat, global full stat.
 # ARGV: expiry, channel stat ttl, global stat ttl, group cutoff, key prefix, stats prefix,
 #       expires stamp, number of priced lists, (list, capacity) * that, then per send:
@@ -220,7 +182,6 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
         self._block_rotation = itertools.count()
         self._idle = False  # the last receive found nothing
         self.pop_script = self.connection(0).register_script(LUA_POP)
-        self.send_script = self.connection(0).register_script(LUA_SEND)
         self.members_script = self.connection(0).register_script(LUA_GROUP_MEMBERS)
         self.batch_script = self.connection(0).register_script(LUA_BATCH)
         self._capacities = {}  # list name -> capacity, for LUA_BATCH's group members
@@ -231,11 +192,6 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
 
     def _stamp(self):
         return b"%.3f" % (time.time() + self.expiry)
-
-    def _item(self, channel, body, stamp=None):
-        """A list item for `channel` (see the top of this module)."""
-        local = channel.encode("utf8") if "!" in channel else b""
-        return b"%s:%s:%s" % (stamp or self._stamp(), local, body)
 
     def _unpack(self, list_key, item):
         """(channel, message), or None when the message expired while it waited."""
@@ -266,18 +222,24 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
         return [self._stat_key(self.global_stats_key, self.STAT_MESSAGES_COUNT),
                 self._stat_key(self.global_stats_key, self.STAT_CHANNEL_FULL)]
 
+    def _run_batch(self, index, entries, capacities=()):
+        """LUA_BATCH on one shard: [(kind code, channel or group key, body, capacity)] and the
+        (list, capacity) pairs of the group members' lists."""
+        args = [self.expiry, self.channel_statistics_expiry, self.global_statistics_expiry,
+                int(time.time()) - self.group_expiry, self.prefix, self.stats_prefix,
+                self._stamp(), len(capacities)]
+        for pair in capacities:
+            args += pair
+        for entry in entries:
+            args += entry
+        return self.batch_script(keys=self._global_stat_keys(), args=args, client=self.connection(index))
+
     def _send_many(self, index, targets):
-        """Send to [(channel, serialized message)] on one shard in one round trip; how many were
-        full."""
-        keys, args = self._global_stat_keys(), [
-            self.expiry, self.channel_statistics_expiry, self.global_statistics_expiry]
-        stamp = self._stamp()
-        for channel, body in targets:
-            name = self._list(channel)
-            keys += [self.prefix + name, self._stat_key(name, self.STAT_MESSAGES_COUNT),
-                     self._stat_key(name, self.STAT_CHANNEL_FULL)]
-            args += [self._item(channel, body, stamp), self.get_capacity(name)]
-        return self.send_script(keys=keys, args=args, client=self.connection(index))
+        """Send to [(channel, serialized message)] on one shard in one round trip; the positions
+        (from 1) of the full ones."""
+        full, _ = self._run_batch(index, [("c", channel, body, self.get_capacity(self._list(channel)))
+                                          for channel, body in targets])
+        return full
 
     # ---- ASGI API -------------------------------------------------------------------------------
 
@@ -335,24 +297,22 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
         # trip re-prices the lists in use).
         if len(self._capacities) > 200:
             self._capacities.clear()
-        args = [self.expiry, self.channel_statistics_expiry, self.global_statistics_expiry,
-                int(time.time()) - self.group_expiry, self.prefix, self.stats_prefix,
-                self._stamp(), len(self._capacities)]
-        for name, capacity in self._capacities.items():
-            args += [name, capacity]
+        entries = []
         for kind, name, message in sends:
             if kind == "channel":
                 assert self.valid_channel_name(name), "Channel name not valid"
                 assert "__asgi_channel__" not in message
-                args += ["c", name, self.serialize(message), self.get_capacity(self._list(name))]
+                entries.append(("c", name, self.serialize(message), self.get_capacity(self._list(name))))
             else:
                 assert kind in ("group", "group_once") and self.valid_group_name(name), \
                     "Group name not valid"
-                args += ["g" if kind == "group" else "o", self._group_key(name),
-                         self.serialize(message), 0]
-        return self.batch_script(keys=self._global_stat_keys(), args=args, client=self.connection(0))
+                entries.append(("g" if kind == "group" else "o", self._group_key(name),
+                                self.serialize(message), 0))
+        return self._run_batch(0, entries, list(self._capacities.items()))
 
     def _send_batch_each(self, sends):
+        # Not chat.delivery's loop for other layers: its group sends would come back to send_batch
+        # (send_group goes through it on one server), and it reads a group's members twice.
         full = []
         for kind, name, message in sends:
             if kind == "channel":
