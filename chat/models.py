@@ -1,5 +1,6 @@
 """Rooms and their messages; the room owns its group names so consumers never build them."""
 import datetime
+import sqlite3
 
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
@@ -116,9 +117,5 @@ def _next_seq(room):
 
 
 def _has_returning():
-    if connection.vendor == "postgresql":
-        return True
-    if connection.vendor == "sqlite":
-        import sqlite3
-        return sqlite3.sqlite_version_info >= (3, 35)
-    return False
+    return connection.vendor == "postgresql" or (
+        connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35))
