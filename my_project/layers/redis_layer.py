@@ -65,49 +65,24 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[1])
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
 
-# Several sends in one round trip, counting the layer's statistics (upstream: two round trips per
-# send, the send and its counters): channels (every send of the layer, on the shard of its list),
-# and on a one-server layer groups too (see send_batch; their members read here, not by a round
-# trip of their own) and groups emptied once sent to (a long poll's release). Expired messages at
-# the head of a list do not count against its capacity. Each member's list and capacity derive
-# from its name. When a member is on a list whose capacity the caller did not pass, nothing is sent
-# and the unknown lists are returned, for the caller to price and try again (so the sends keep
-# their order).
+# Pushing to a list below its capacity, counting the layer's statistics (upstream: a second round
+# trip per send for its counters); shared by LUA_SEND and LUA_BATCH. Expired messages at the head
+# of a list do not count against its capacity. A process-local channel's messages go to the list of
+# its non-local part and carry its full name (see the top of this module).
 # KEYS: global messages stat, global full stat.
-# ARGV: expiry, channel stat ttl, global stat ttl, group cutoff, key prefix, stats prefix,
-#       expires stamp, number of priced lists, (list, capacity) * that, then per send:
-#       kind ("c" channel, "g" group, "o" group once), channel or group key, body, capacity.
-# Returns {indexes of the full channel sends (from 1), unknown lists}.
-LUA_BATCH = LUA_NOW + """
+# ARGV starts with: list expiry, channel stat ttl, global stat ttl, key prefix, stats prefix,
+# expires stamp.
+LUA_PUSH = LUA_NOW + """
 local expiry, chan_ttl, global_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local cutoff, prefix, stats, stamp = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local caps = {}
-local n = tonumber(ARGV[8])
-for i = 0, n - 1 do caps[ARGV[9 + i * 2]] = tonumber(ARGV[10 + i * 2]) end
-local first = 9 + n * 2
+local prefix, stats, stamp = ARGV[4], ARGV[5], ARGV[6]
+local sent, dropped = 0, 0
 local function split(name)
     local bang = string.find(name, '!', 1, true)
     if bang then return string.sub(name, 1, bang), name end
     return name, ''
 end
--- Look up every group first: nothing is sent unless every member's list is priced.
-local members, unknown, seen = {}, {}, {}
-for i = first, #ARGV, 4 do
-    if ARGV[i] ~= 'c' then
-        redis.call('ZREMRANGEBYSCORE', ARGV[i + 1], 0, cutoff)
-        members[i] = redis.call('ZRANGE', ARGV[i + 1], 0, -1)
-        for _, member in ipairs(members[i]) do
-            local list = split(member)
-            if not caps[list] and not seen[list] then
-                seen[list] = true
-                unknown[#unknown + 1] = list
-            end
-        end
-    end
-end
-if #unknown > 0 then return {{}, unknown} end
-local sent, dropped = 0, 0
-local function push(list, channel, body, capacity)
+local function push(name, body, capacity)
+    local list, channel = split(name)
     local key = prefix .. list
     local length = redis.call('LLEN', key)
     while length >= capacity do
@@ -129,30 +104,74 @@ local function push(list, channel, body, capacity)
     redis.call('EXPIRE', stats .. list .. ':messages_count', chan_ttl)
     return true
 end
+local function count()
+    if sent > 0 then
+        redis.call('INCRBY', KEYS[1], sent)
+        redis.call('EXPIRE', KEYS[1], global_ttl)
+    end
+    if dropped > 0 then
+        redis.call('INCRBY', KEYS[2], dropped)
+        redis.call('EXPIRE', KEYS[2], global_ttl)
+    end
+end
+"""
+
+# Send to channels (of one shard) in one round trip: a send, or a group send's members.
+# ARGV after LUA_PUSH's: per channel: name, body, capacity. Returns the positions (from 1) of the
+# full ones.
+LUA_SEND = LUA_PUSH + """
+local full = {}
+for i = 7, #ARGV, 3 do
+    if not push(ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])) then full[#full + 1] = (i - 7) / 3 + 1 end
+end
+count()
+return full
+"""
+
+# Several sends in one round trip on a one-server layer (see send_batch): channels, groups (their
+# members read here, not by a round trip of their own), and groups emptied once sent to (a long
+# poll's release). Each member's list and capacity derive from its name. When a member is on a list
+# whose capacity the caller did not pass, nothing is sent and the unknown lists are returned, for
+# the caller to price and try again (so the sends keep their order).
+# ARGV after LUA_PUSH's: group cutoff, number of priced lists, (list, capacity) * that, then per
+# send: kind ("c" channel, "g" group, "o" group once), channel or group key, body, capacity.
+# Returns {positions of the full channel sends (from 1), unknown lists}.
+LUA_BATCH = LUA_PUSH + """
+local cutoff, n = ARGV[7], tonumber(ARGV[8])
+local caps = {}
+for i = 0, n - 1 do caps[ARGV[9 + i * 2]] = tonumber(ARGV[10 + i * 2]) end
+local first = 9 + n * 2
+-- Look up every group first: nothing is sent unless every member's list is priced.
+local members, unknown, seen = {}, {}, {}
+for i = first, #ARGV, 4 do
+    if ARGV[i] ~= 'c' then
+        redis.call('ZREMRANGEBYSCORE', ARGV[i + 1], 0, cutoff)
+        members[i] = redis.call('ZRANGE', ARGV[i + 1], 0, -1)
+        for _, member in ipairs(members[i]) do
+            local list = split(member)
+            if not caps[list] and not seen[list] then
+                seen[list] = true
+                unknown[#unknown + 1] = list
+            end
+        end
+    end
+end
+if #unknown > 0 then return {{}, unknown} end
 local full = {}
 for i = first, #ARGV, 4 do
     local kind, body = ARGV[i], ARGV[i + 2]
     if kind == 'c' then
-        local list, channel = split(ARGV[i + 1])
-        if not push(list, channel, body, tonumber(ARGV[i + 3])) then
+        if not push(ARGV[i + 1], body, tonumber(ARGV[i + 3])) then
             full[#full + 1] = (i - first) / 4 + 1
         end
     else
         for _, member in ipairs(members[i]) do
-            local list, channel = split(member)
-            push(list, channel, body, caps[list])
+            push(member, body, caps[split(member)])
         end
         if kind == 'o' then redis.call('DEL', ARGV[i + 1]) end
     end
 end
-if sent > 0 then
-    redis.call('INCRBY', KEYS[1], sent)
-    redis.call('EXPIRE', KEYS[1], global_ttl)
-end
-if dropped > 0 then
-    redis.call('INCRBY', KEYS[2], dropped)
-    redis.call('EXPIRE', KEYS[2], global_ttl)
-end
+count()
 return {full, {}}
 """
 
@@ -182,6 +201,7 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
         self._block_rotation = itertools.count()
         self._idle = False  # the last receive found nothing
         self.pop_script = self.connection(0).register_script(LUA_POP)
+        self.send_script = self.connection(0).register_script(LUA_SEND)
         self.members_script = self.connection(0).register_script(LUA_GROUP_MEMBERS)
         self.batch_script = self.connection(0).register_script(LUA_BATCH)
         self._capacities = {}  # list name -> capacity, for LUA_BATCH's group members
@@ -222,24 +242,18 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
         return [self._stat_key(self.global_stats_key, self.STAT_MESSAGES_COUNT),
                 self._stat_key(self.global_stats_key, self.STAT_CHANNEL_FULL)]
 
-    def _run_batch(self, index, entries, capacities=()):
-        """LUA_BATCH on one shard: [(kind code, channel or group key, body, capacity)] and the
-        (list, capacity) pairs of the group members' lists."""
-        args = [self.expiry, self.channel_statistics_expiry, self.global_statistics_expiry,
-                int(time.time()) - self.group_expiry, self.prefix, self.stats_prefix,
-                self._stamp(), len(capacities)]
-        for pair in capacities:
-            args += pair
-        for entry in entries:
-            args += entry
-        return self.batch_script(keys=self._global_stat_keys(), args=args, client=self.connection(index))
+    def _push_args(self):
+        """LUA_PUSH's leading arguments."""
+        return [self.expiry, self.channel_statistics_expiry, self.global_statistics_expiry,
+                self.prefix, self.stats_prefix, self._stamp()]
 
     def _send_many(self, index, targets):
         """Send to [(channel, serialized message)] on one shard in one round trip; the positions
         (from 1) of the full ones."""
-        full, _ = self._run_batch(index, [("c", channel, body, self.get_capacity(self._list(channel)))
-                                          for channel, body in targets])
-        return full
+        args = self._push_args()
+        for channel, body in targets:
+            args += [channel, body, self.get_capacity(self._list(channel))]
+        return self.send_script(keys=self._global_stat_keys(), args=args, client=self.connection(index))
 
     # ---- ASGI API -------------------------------------------------------------------------------
 
@@ -308,7 +322,10 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
                     "Group name not valid"
                 entries.append(("g" if kind == "group" else "o", self._group_key(name),
                                 self.serialize(message), 0))
-        return self._run_batch(0, entries, list(self._capacities.items()))
+        args = self._push_args() + [int(time.time()) - self.group_expiry, len(self._capacities)]
+        for pair in list(self._capacities.items()) + entries:
+            args += pair
+        return self.batch_script(keys=self._global_stat_keys(), args=args, client=self.connection(0))
 
     def _send_batch_each(self, sends):
         # Not chat.delivery's loop for other layers: its group sends would come back to send_batch
