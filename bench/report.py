@@ -84,6 +84,7 @@ def table(data):
             "%.2f" % s["p99"] if s.get("p99") is not None else "-",
             ("%.0f%s" % (rate, unit)) if rate else "-",
             r.get("errors", r.get("missed", 0))))
+    lines += page_ratios(data)
     memory = [r for r in data["results"] if "rss_mb" in r]
     if memory:
         lines += ["", "| configuration | process | RSS MiB idle | RSS MiB, 1000 sockets open |",
@@ -112,6 +113,23 @@ def table(data):
                 r["summary"]["p99"], r["errors"], ", ".join(
                     "%s %+.1f" % (name, 10 * slope) for name, slope in sorted(r["slope_mb_per_min"].items()))))
     return "\n".join(lines)
+
+
+def page_ratios(data):
+    """daphne + workers' p50 over gunicorn's for the same page at 300 rps, per configuration."""
+    p50 = {(r["config"], r["scenario"]): r["summary"]["p50"] for r in data["results"]
+           if r["scenario"].endswith("at 300 rps") and r.get("summary", {}).get("p50")}
+    lines = []
+    for (config, scenario), value in sorted(p50.items()):
+        if " via gunicorn " in scenario:
+            daphne = p50.get((config, scenario.replace(" via gunicorn ", " via daphne+workers ")))
+            if daphne:
+                lines.append("| %s | %s | %.2f | %.2f | %.2fx |" % (
+                    config, scenario.split(" via ")[0], value, daphne, daphne / value))
+    if not lines:
+        return []
+    return ["", "| configuration | page at 300 rps | gunicorn p50 ms | daphne+workers p50 ms | ratio |",
+            "| --- | --- | ---: | ---: | ---: |"] + lines
 
 
 def soak_plot(data, filename):

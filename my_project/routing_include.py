@@ -35,3 +35,12 @@ class Include(routing.Include):
 
 
 include = Include
+
+
+def lighten(router):
+    """Give a channels Router the project's include at its root too: channels' Router wraps the
+    routing in its own Include, which deep-copies every message once more before any route looks
+    at it (~25 us for a page's headers). The route list is kept: check_default() appends to it."""
+    if not isinstance(router.root, Include):
+        router.root = Include(router.root.routing)
+    return router

@@ -8,13 +8,14 @@ import atexit
 from channels import DEFAULT_CHANNEL_LAYER, channel_layers
 from channels.management.commands import runworker
 
+from my_project.routing_include import lighten
 from ops.health import Counters
 
 
 class Command(runworker.Command):
 
     def handle(self, *args, **options):
-        router = channel_layers[options.get("layer", DEFAULT_CHANNEL_LAYER)].router
+        router = lighten(channel_layers[options.get("layer", DEFAULT_CHANNEL_LAYER)].router)
         counters = Counters()
         match = router.match
 
