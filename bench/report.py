@@ -117,19 +117,25 @@ def table(data):
 
 def page_ratios(data):
     """daphne + workers' p50 over gunicorn's for the same page at 300 rps, per configuration."""
-    p50 = {(r["config"], r["scenario"]): r["summary"]["p50"] for r in data["results"]
-           if r["scenario"].endswith("at 300 rps") and r.get("summary", {}).get("p50")}
+    found = {(r["config"], r["scenario"]): r for r in data["results"]
+             if r["scenario"].endswith("at 300 rps") and r.get("summary", {}).get("p50")}
+
+    def cpu(row):  # CPU per request of the whole deployment, where the run measured it
+        spent = row.get("cpu_ms_per_request")
+        return "%.2f" % sum(spent.values()) if spent else "-"
     lines = []
-    for (config, scenario), value in sorted(p50.items()):
+    for (config, scenario), row in sorted(found.items()):
         if " via gunicorn " in scenario:
-            daphne = p50.get((config, scenario.replace(" via gunicorn ", " via daphne+workers ")))
+            daphne = found.get((config, scenario.replace(" via gunicorn ", " via daphne+workers ")))
             if daphne:
-                lines.append("| %s | %s | %.2f | %.2f | %.2fx |" % (
-                    config, scenario.split(" via ")[0], value, daphne, daphne / value))
+                lines.append("| %s | %s | %.2f | %.2f | %.2fx | %s / %s |" % (
+                    config, scenario.split(" via ")[0], row["summary"]["p50"], daphne["summary"]["p50"],
+                    daphne["summary"]["p50"] / row["summary"]["p50"], cpu(row), cpu(daphne)))
     if not lines:
         return []
-    return ["", "| configuration | page at 300 rps | gunicorn p50 ms | daphne+workers p50 ms | ratio |",
-            "| --- | --- | ---: | ---: | ---: |"] + lines
+    return ["", "| configuration | page at 300 rps | gunicorn p50 ms | daphne+workers p50 ms | ratio "
+                "| CPU ms per request, gunicorn / daphne path |",
+            "| --- | --- | ---: | ---: | ---: | ---: |"] + lines
 
 
 def soak_plot(data, filename):

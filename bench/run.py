@@ -59,6 +59,28 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
 
 
+def process_pids(site):
+    """[(process group, pid)] of a deployment; nginx's workers (its children) count with it."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as stat:
+                    children.setdefault(int(stat.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+            except OSError:
+                pass
+    return [(i["group"], pid) for i in site.processes() if i["pid"]
+            for pid in [i["pid"]] + children.get(i["pid"], [])]
+
+
+def cpu_per_unit(pids, before, count):
+    """{process group: CPU ms per unit of work} since `before`, for the groups that spent any."""
+    spent = {}
+    for group, pid in pids:
+        spent[group] = spent.get(group, 0.0) + cpu_seconds(pid) - before[pid]
+    return {group: 1000.0 * seconds / max(1, count) for group, seconds in spent.items() if seconds > 0}
+
+
 def rss_mb(pid):
     """Resident memory of a process, MiB."""
     with open("/proc/%d/status" % pid) as status:
@@ -186,25 +208,12 @@ class Bench(object):
         """100 clients chatting as fast as they can, and the CPU each kind of process spent per
         message meanwhile (where a message's cost goes on these two cores)."""
         users = self.users(site, 100)
-        children = {}  # nginx's workers are its children: count them with it
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open("/proc/%s/stat" % entry) as stat:
-                        children.setdefault(int(stat.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-                except OSError:
-                    pass
-        pids = [(i["group"], pid) for i in site.processes() if i["pid"]
-                for pid in [i["pid"]] + children.get(i["pid"], [])]
+        pids = process_pids(site)
         before = {pid: cpu_seconds(pid) for _, pid in pids}
         data = self.loadgen(site, "chat", "--users", users, "--duration", 5 if self.quick else 15,
                             "--warmup", 2)
-        spent = {}
-        for group, pid in pids:
-            spent[group] = spent.get(group, 0.0) + cpu_seconds(pid) - before[pid]
         # the load generator's messages include its warm-up ones, at most 2 per client
-        count = max(1, len(data["latency_ms"]))
-        cpu = {group: 1000.0 * seconds / count for group, seconds in spent.items() if seconds > 0}
+        cpu = cpu_per_unit(pids, before, len(data["latency_ms"]))
         self.record(config, "chat, 100 clients/100 rooms", data)
         self.results[-1]["cpu_ms_per_message"] = cpu
         progress("  %-28s CPU ms per message: %s" % (config, ", ".join(
@@ -221,9 +230,15 @@ class Bench(object):
             p50 = {}
             for label, prefix in (("gunicorn", ""), ("daphne+workers", "/daphne")):
                 scenario = "%s via %s" % (page, label)
+                pids = process_pids(site)
+                before = {pid: cpu_seconds(pid) for _, pid in pids}
                 data = self.loadgen(site, "http", "--path", prefix + path, "--rate", 300,
                                     "--duration", 5 if self.quick else 10)
-                self.record(config, scenario + " at 300 rps", data)
+                self.record(config, scenario + " at 300 rps", data,
+                            cpu_ms_per_request=cpu_per_unit(pids, before, len(data["latency_ms"])))
+                progress("  %-28s CPU ms per request: %s" % (config, ", ".join(
+                    "%s %.2f" % item for item in sorted(self.results[-1]["cpu_ms_per_request"].items(),
+                                                        key=lambda item: -item[1]))))
                 p50[label] = self.results[-1]["summary"].get("p50")
                 data = self.wrk(site, prefix + path)
                 self.results.append({"config": config, "scenario": scenario + ", saturation",

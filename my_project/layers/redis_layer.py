@@ -199,7 +199,6 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
         if blpop_timeout is not None:
             self.blpop_timeout = blpop_timeout
         self._block_rotation = itertools.count()
-        self._idle = False  # the last receive found nothing
         self.pop_script = self.connection(0).register_script(LUA_POP)
         self.send_script = self.connection(0).register_script(LUA_SEND)
         self.members_script = self.connection(0).register_script(LUA_GROUP_MEMBERS)
@@ -379,20 +378,19 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
         """(channel, message) from one shard; None if there is none (within blpop_timeout)."""
         connection = self.connection(index)
         random.shuffle(list_names)
-        # A worker that just found its channels empty goes straight to BLPOP (which answers at
-        # once if something arrived meanwhile): one round trip less on the way to an idle worker.
-        # A busy one pops with the script, which also skips expired messages.
-        found = None
-        if not (block and self._idle):
+        if not block:
             result = self.pop_script(keys=list_names, client=connection)
-            found = result and self._unpack(result[0], result[1])
-        while not found and block:
+            return result and self._unpack(result[0], result[1])
+        # BLPOP answers at once when one of the lists holds something: a blocking receive needs no
+        # look first (one round trip per message instead of two for a worker that finds nothing).
+        # An expired message is dropped by _unpack and the wait goes on.
+        while True:
             popped = connection.blpop(list_names, timeout=self.blpop_timeout)
             if not popped:
-                break
-            found = self._unpack(popped[0], popped[1])  # None: expired, wait for the next one
-        self._idle = not found
-        return found
+                return None
+            found = self._unpack(popped[0], popped[1])
+            if found:
+                return found
 
     def _count_channel_stats(self, channel, connections):
         """Upstream's statistics, with the oldest message's age read from its stamp (upstream asks
