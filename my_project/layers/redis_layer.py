@@ -187,8 +187,8 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
     upstream already does for process-local channels), a receive first sweeps every shard holding
     one of its channels without blocking, and only then blocks on one of them for `blpop_timeout`
     (a setting here; upstream has it as a fixed class attribute). Messages live in the lists
-    themselves (see LUA_NOW above) and every operation is one script: a send, a group send per
-    shard, a pop. Subclassed rather than patched: the library stays as installed. Every process of
+    themselves (see LUA_NOW above) and every operation is one round trip: a script for a send, a
+    group send per shard and a pop that must not block; BLPOP for one that may. Subclassed rather than patched: the library stays as installed. Every process of
     a deployment must use this class: the list items are not upstream's.
     """
 
