@@ -5,6 +5,7 @@
 from channels import DEFAULT_CHANNEL_LAYER, channel_layers
 from django.core.management.base import BaseCommand
 
+from my_project.gcfreeze import freeze_startup
 from ops.interface import LimitedServer
 
 
@@ -21,6 +22,7 @@ class Command(BaseCommand):
                             help="largest WebSocket frame or message accepted (bytes)")
 
     def handle(self, *args, **options):
+        freeze_startup()
         LimitedServer(
             channel_layer=channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer,
             endpoints=options["endpoint"],

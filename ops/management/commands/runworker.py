@@ -8,6 +8,7 @@ import atexit
 from channels import DEFAULT_CHANNEL_LAYER, channel_layers
 from channels.management.commands import runworker
 
+from my_project.gcfreeze import freeze_startup
 from my_project.routing_include import lighten
 from ops.health import Counters
 
@@ -27,4 +28,5 @@ class Command(runworker.Command):
         counters.flush()
         counters.heartbeat()
         atexit.register(counters.forget)
+        freeze_startup()
         super(Command, self).handle(*args, **options)
