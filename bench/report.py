@@ -69,7 +69,7 @@ def table(data):
     lines = ["| configuration | scenario | p50 ms | p99 ms | rate | errors / missed |",
              "| --- | --- | ---: | ---: | ---: | ---: |"]
     for r in data["results"]:
-        if "rss_mb" in r or "ratio" in r or r["scenario"].startswith("soak"):
+        if "rss_mb" in r or "ratio" in r or "probe_ms" in r or r["scenario"].startswith("soak"):
             continue
         s = r.get("summary", {})
         if "failed" in r:
@@ -85,6 +85,10 @@ def table(data):
             ("%.0f%s" % (rate, unit)) if rate else "-",
             r.get("errors", r.get("missed", 0))))
     lines += page_ratios(data)
+    probes = [r for r in data["results"] if "probe_ms" in r]
+    if probes:
+        lines += ["", "| configuration | machine speed probe, ms (lower is faster) |", "| --- | ---: |"]
+        lines += ["| %s | %.1f |" % (r["config"], r["probe_ms"]) for r in probes]
     memory = [r for r in data["results"] if "rss_mb" in r]
     if memory:
         lines += ["", "| configuration | process | RSS MiB idle | RSS MiB, 1000 sockets open |",

@@ -59,6 +59,21 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
 
 
+def speed_probe():
+    """ms for a fixed piece of pure-Python work (the best of five): how fast this shared machine is
+    at the moment. Its speed drifts by up to 2x within the hour; a run's rows compare to each
+    other, and to another run's only through this."""
+    best = None
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for n in range(300000):
+            total += n % 7
+        elapsed = 1000 * (time.perf_counter() - started)
+        best = elapsed if best is None else min(best, elapsed)
+    return best
+
+
 def process_pids(site):
     """[(process group, pid)] of a deployment; nginx's workers (its children) count with it."""
     children = {}
@@ -120,6 +135,11 @@ class Bench(object):
             json.dump(out, f)
         return path
 
+    def probe(self, config):
+        ms = speed_probe()
+        self.results.append({"config": config, "scenario": "machine speed probe", "probe_ms": ms})
+        progress("%s: machine speed probe %.1f ms (lower is faster)" % (config, ms))
+
     def attempt(self, config, scenario, run):
         """Run one scenario; a failure is recorded (the stack gave up) and the bench goes on."""
         try:
@@ -165,6 +185,7 @@ class Bench(object):
 
     def configuration(self, layer, flavor, workers, scenarios):
         config = "%s/%s/%dw" % (layer, flavor, workers)
+        self.probe(config)
         progress("%s: starting the deployment" % config)
         env = dict(BENCH_ENV, CHAT_LAYER=layer, CHAT_LAYER_FLAVOR=flavor,
                    CHAT_WORKERS_REALTIME=str(workers), CHAT_GUNICORN_WORKERS="2")
@@ -371,6 +392,7 @@ class Bench(object):
         if not os.path.exists(PEER_PYTHON):
             progress("%s: skipped (no bench/peer-venv: it needs python3 >= 3.10)" % config)
             return
+        self.probe(config)
         progress("%s: starting daphne 4" % config)
         redis_server = RedisServer().start()
         port = free_port()
