@@ -1,4 +1,5 @@
 """Shared set-up: Django configured for the unit tests, a test database for the session."""
+import atexit
 import os
 import shutil
 import tempfile
@@ -8,6 +9,8 @@ import pytest
 
 # Unit tests get their own var dir and secret; e2e deployments set theirs explicitly.
 _VAR = tempfile.mkdtemp(prefix="chat-unit-")
+# Also when pytest stops before any session fixture runs (a usage error): the directory exists already.
+atexit.register(shutil.rmtree, _VAR, ignore_errors=True)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "my_project.settings")
 os.environ["CHAT_VAR_DIR"] = _VAR
 os.environ.setdefault("CHAT_SECRET_KEY", "unit-test-secret")
