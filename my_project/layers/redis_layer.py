@@ -188,8 +188,9 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
     one of its channels without blocking, and only then blocks on one of them for `blpop_timeout`
     (a setting here; upstream has it as a fixed class attribute). Messages live in the lists
     themselves (see LUA_NOW above) and every operation is one round trip: a script for a send, a
-    group send per shard and a pop that must not block; BLPOP for one that may. Subclassed rather than patched: the library stays as installed. Every process of
-    a deployment must use this class: the list items are not upstream's.
+    group send per shard and a pop that must not block; BLPOP for one that may. Subclassed rather
+    than patched: the library stays as installed. Every process of a deployment must use this
+    class: the list items are not upstream's.
     """
 
     def __init__(self, blpop_timeout=None, reply_batch=100, **kwargs):
