@@ -17,18 +17,20 @@ endif
 ifdef REDIS_URL
 export CHAT_REDIS_URL := $(REDIS_URL)
 endif
-# cryptography warns on every import under 3.7; it says nothing actionable here.
-export PYTHONWARNINGS := ignore:Python 3.7 is no longer supported
 export PYTHONDONTWRITEBYTECODE := 1
+# manage.py for the targets: CHAT_SECRET_KEY from the environment, else the one in var/secret_key.
+MANAGE = CHAT_SECRET_KEY="$${CHAT_SECRET_KEY:-$$(cat var/secret_key)}" $(PY) manage.py
 
-.PHONY: help venv os-deps run stop status rollout test bench freeze clean
+.PHONY: help venv os-deps run stop ctl status rollout lint test bench freeze clean
 
 help:
 	@echo "make run    - set up, then run the whole deployment on http://127.0.0.1:$${CHAT_PORT:-8000} (PORT=, LAYER=ipc|redis, REDIS_URL=)"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make status - every program's state and each channel's depth"
 	@echo "make stop   - stop a deployment started from this checkout"
+	@echo "make ctl ARGS='restart realtime:*' - supervisorctl for that deployment"
 	@echo "make rollout RELEASE=name - copy this checkout's code as a release and roll the workers onto it"
+	@echo "make lint   - flake8 and isort (make test runs it first)"
 	@echo "make bench  - benchmarks (results in BENCHMARKS.md)"
 
 # bin/find-python picks a CPython 3.6-3.9 (Django 1.11 does not import on 3.10+); PYTHON= overrides.
@@ -46,25 +48,28 @@ var/secret_key:
 
 run: OS_PACKAGES := nginx redis
 run: $(STAMP) os-deps var/secret_key
-	@export CHAT_SECRET_KEY="$${CHAT_SECRET_KEY:-$$(cat var/secret_key)}"; \
-	$(PY) manage.py migrate -v0 --noinput && \
-	$(PY) manage.py collectstatic -v0 --noinput && \
-	exec $(PY) manage.py serve
+	@$(MANAGE) migrate -v0 --noinput && $(MANAGE) collectstatic -v0 --noinput && exec $(MANAGE) serve
 
-stop: $(STAMP)
-	@$(VENV)/bin/supervisorctl -c supervisord.conf shutdown 2>/dev/null || echo "nothing is running from this checkout"
+stop: $(STAMP) var/secret_key
+	@$(MANAGE) ctl shutdown
+
+ctl: $(STAMP) var/secret_key
+	@$(MANAGE) ctl $(ARGS)
 
 rollout: $(STAMP) var/secret_key
 	@test -n "$(RELEASE)" || { echo "error: name the release: make rollout RELEASE=name [ROLLOUT_ARGS=--dry-run]"; exit 2; }
-	@export CHAT_SECRET_KEY="$${CHAT_SECRET_KEY:-$$(cat var/secret_key)}"; \
-	$(PY) manage.py release list | grep -qw "$(RELEASE)" || $(PY) manage.py release create "$(RELEASE)"; \
-	$(PY) manage.py rollout "$(RELEASE)" $(ROLLOUT_ARGS)
+	@$(MANAGE) release list | grep -qw "$(RELEASE)" || $(MANAGE) release create "$(RELEASE)"; \
+	$(MANAGE) rollout "$(RELEASE)" $(ROLLOUT_ARGS)
 
 status: $(STAMP) var/secret_key
-	@CHAT_SECRET_KEY="$${CHAT_SECRET_KEY:-$$(cat var/secret_key)}" $(PY) manage.py status
+	@$(MANAGE) status
+
+lint: $(STAMP)
+	$(PY) -m flake8
+	$(PY) -m isort --check-only --diff --quiet .
 
 test: OS_PACKAGES := nginx redis postgresql chromium chromedriver
-test: $(STAMP) os-deps
+test: $(STAMP) os-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 BENCH_VENV := bench/venv
@@ -86,7 +91,7 @@ $(PEER_VENV)/.installed: bench/peer/requirements.txt
 # BENCH_ARGS=--quick for a short smoke run, --only redis/tuned for one configuration.
 bench: OS_PACKAGES := nginx redis wrk
 bench: $(STAMP) os-deps $(BENCH_VENV)/.installed $(PEER_VENV)/.installed
-	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) -m bench.run $(BENCH_ARGS)
 	@echo "Results in bench/results/; tables and plots: $(BENCH_VENV)/bin/python bench/report.py bench/results/<file>.json"
 
 freeze: $(STAMP)

@@ -2,11 +2,8 @@
 """Django's command-line utility; a wrong setting stops with one line instead of a traceback."""
 import os
 import sys
-import warnings
 
 if __name__ == "__main__":
-    # cryptography's notice about 3.7 on every import says nothing a user can act on here.
-    warnings.filterwarnings("ignore", message="Python 3.7 is no longer supported")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "my_project.settings")
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured

@@ -1,8 +1,8 @@
 """`make bench`: start each configuration of the real deployment, drive it with bench/loadgen.py
 (and wrk), and write bench/results/<date>.json, PNG plots and BENCHMARKS.md.
 
-Runs in the project's virtualenv (it starts deployments like the end-to-end tests); the load
-generator runs in bench/venv on a modern Python.
+Runs in the project's virtualenv as `python -m bench.run` (it starts deployments with the tests'
+harness); the load generator runs in bench/venv on a modern Python.
 """
 import argparse
 import datetime
@@ -18,12 +18,11 @@ import tempfile
 import time
 import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, REPO)
+from harness.client import Browser
+from harness.servers import RedisServer, Site, free_port, port_open, wait_for
+from harness.stats import summary
 
-from tests.e2e.client import Browser  # noqa: E402
-from tests.e2e.servers import RedisServer, Site, free_port, port_open, wait_for  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 LOADGEN = [os.path.join(HERE, "venv", "bin", "python"), os.path.join(HERE, "loadgen.py")]
 PEER_PYTHON = os.path.join(HERE, "peer-venv", "bin", "python")
@@ -37,16 +36,6 @@ BENCH_ENV = {
 
 def progress(text):
     print("[%s] %s" % (time.strftime("%H:%M:%S"), text), flush=True)
-
-
-def summary(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return {"n": 0}
-    ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"n": len(values), "p50": pick(0.50), "p90": pick(0.90), "p99": pick(0.99),
-            "mean": statistics.mean(values), "max": ordered[-1]}
 
 
 def cpu_seconds(pid):

@@ -1,9 +1,8 @@
 """Spam scoring of stored messages: slow work for the background pool, off the realtime path."""
 import logging
-import os
 import re
 
-from django.conf import settings
+from ops import identity
 
 from .models import Message
 
@@ -37,6 +36,6 @@ def moderate(message):
             return
     score = spam_score(text)
     Message.objects.filter(pk=message_id).update(
-        spam_score=score, moderated_by="%s:%d" % (settings.POOL, os.getpid()))
+        spam_score=score, moderated_by=identity.tag())
     if score >= 0.8:
         logger.warning("Message %d scored %.2f as spam", message_id, score)

@@ -5,12 +5,13 @@ worker is held; channels' delay server answers [] after CHAT_POLL_HOLD seconds i
 """
 import json
 import logging
-import os
 
 from channels import Channel, Group
 from channels.auth import http_session_user
 from channels.handler import AsgiRequest
 from django.conf import settings
+
+from ops import identity
 
 from .models import Message, Room
 
@@ -26,7 +27,7 @@ def response(status, body):
         "headers": [
             [b"content-type", b"application/json"],
             [b"cache-control", b"no-store"],
-            [b"x-served-by", ("%s/%d" % (settings.POOL, os.getpid())).encode()],
+            [b"x-served-by", identity.tag().encode()],
         ],
         "content": json.dumps(body).encode(),
     }

@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 class SessionStore(SessionBase):
-    """A channel session in Redis (the layer's own servers) or, with the IPC layer, in files.
+    """A channel session in the layer's own store (Redis) or, with the IPC layer, in files.
 
     channels 1.x keeps a socket's channel session in SESSION_ENGINE, the database by default: every
     frame loads it, checks it exists and saves it (the ordering counter, the rate limit), so a chat
@@ -76,38 +76,12 @@ class SessionStore(SessionBase):
 
 
 def _backend():
+    """The layer's own store when it has one (its "values" extension), else files on this machine."""
     from channels import DEFAULT_CHANNEL_LAYER, channel_layers
     layer = channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
-    if hasattr(layer, "consistent_hash"):
-        return RedisBackend(layer)
-    return FileBackend(settings.CHAT_CHANNEL_SESSION_DIR)
-
-
-class RedisBackend(object):
-    """Session values on the Redis shard the key hashes to, expiring by themselves."""
-
-    def __init__(self, layer):
-        self.layer = layer
-
-    def _where(self, key):
-        return self.layer.connection(self.layer.consistent_hash(key)), "%ssession:%s" % (
-            self.layer.prefix, key)
-
-    def get(self, key):
-        connection, name = self._where(key)
-        value = connection.get(name)
-        return value.decode("ascii") if value is not None else None
-
-    def set(self, key, value, ttl, only_new=False):
-        connection, name = self._where(key)
-        return bool(connection.set(name, value, ex=ttl, nx=only_new))
-
-    def delete(self, key):
-        connection, name = self._where(key)
-        connection.delete(name)
-
-    def clear_expired(self):
-        pass  # Redis expires them
+    if "values" in layer.extensions:
+        return layer.values("session")
+    return FileBackend(settings.CHAT_PATHS.channel_sessions)
 
 
 class FileBackend(object):

@@ -1,14 +1,15 @@
 """The one settings module: every daphne, worker and gunicorn process reads it from CHAT_* variables."""
-import hashlib
 import os
+from urllib.parse import quote
 
 from django.core.exceptions import ImproperlyConfigured
 
 from . import env
+from .paths import Paths
 
 BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Runtime state (database, sockets, logs, static files) of one deployment; tests give each its own.
-VAR_DIR = os.path.abspath(env.string("VAR_DIR", os.path.join(BASE_DIR, "var")))
+CHAT_PATHS = Paths(env.string("VAR_DIR", os.path.join(BASE_DIR, "var")))
 
 DEBUG = env.boolean("DEBUG", False)
 SECRET_KEY = env.string("SECRET_KEY")
@@ -20,13 +21,10 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.strings("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 
 # Which process this is, for logs, health counters and the routing proofs in the tests.
-POOL = env.string("POOL", "web")
-# The release this code is: a copy made by `manage.py release create` names itself in RELEASE.
-try:
-    with open(os.path.join(BASE_DIR, "RELEASE")) as _release:
-        RELEASE = _release.read().strip()
-except FileNotFoundError:
-    RELEASE = env.string("RELEASE", "dev")
+CHAT_POOL = env.string("POOL", "web")
+# The release a checkout's code is (a release made by `manage.py release create` names itself:
+# ops.releases.running()).
+CHAT_RELEASE = env.string("RELEASE", "dev")
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -66,16 +64,14 @@ TEMPLATES = [{
     ]},
 }]
 
-DATABASES = {"default": env.database(
-    env.string("DATABASE_URL", "sqlite:///" + os.path.join(VAR_DIR, "db.sqlite3")))}
+DATABASES = {"default": env.database(env.string("DATABASE_URL", "sqlite:///" + CHAT_PATHS.database))}
 # Keep connections across requests and consumers: a worker otherwise opens (and tunes) a new
 # connection for every message it handles.
 DATABASES["default"]["CONN_MAX_AGE"] = env.integer("DB_CONN_MAX_AGE", 600, minimum=0)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Several worker processes write at once: wait for the lock instead of failing (WAL is set per
-    # connection in ops.apps).
+    # connection, and the file's directory made, in ops.apps).
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
-    os.makedirs(os.path.dirname(os.path.abspath(DATABASES["default"]["NAME"])), exist_ok=True)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -94,7 +90,7 @@ USE_L10N = False
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = os.path.join(VAR_DIR, "static")
+STATIC_ROOT = CHAT_PATHS.static
 
 # Behind nginx: trust its X-Forwarded-Proto, and mark cookies secure when served over HTTPS.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -105,77 +101,67 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_BROWSER_XSS_FILTER = True
 
 # ---- Channel layer -------------------------------------------------------------------------
-LAYER = env.choice("LAYER", ("ipc", "redis"), "ipc")
-LAYER_EXPIRY = env.integer("LAYER_EXPIRY", 60, minimum=1)
-LAYER_CAPACITY = env.integer("LAYER_CAPACITY", 100, minimum=1)
-# All sockets of one daphne share one reply list (daphne.response.<server>!), and group sends drop
-# silently when a member's list is full: size it for every socket of a daphne times a burst.
-RESPONSE_CAPACITY = env.integer("RESPONSE_CAPACITY", 5000, minimum=1)
-_capacity = {"daphne.response*": RESPONSE_CAPACITY, "http.response*": RESPONSE_CAPACITY}
-
-# "upstream": the libraries' own classes with their default capacities, for the benchmarks'
-# side-by-side comparison; "tuned" (the default): the project's layer classes and capacities.
-LAYER_FLAVOR = env.choice("LAYER_FLAVOR", ("tuned", "upstream"), "tuned")
-
-if LAYER == "ipc":
-    _layer = {
-        "BACKEND": "my_project.layers.IPCChannelLayer",
-        "CONFIG": {
-            # Shared memory names are global to the machine: one prefix per deployment (var dir).
-            "prefix": env.string(
-                "IPC_PREFIX", "chat-" + hashlib.sha1(VAR_DIR.encode()).hexdigest()[:10]),
-            "expiry": LAYER_EXPIRY,
-            "capacity": LAYER_CAPACITY,
-            "channel_capacity": _capacity,
-        },
-    }
+CHAT_LAYER = env.choice("LAYER", ("ipc", "redis"), "ipc")
+# "upstream": the libraries' own send and receive with their default capacities, for the
+# benchmarks' side-by-side comparison; "tuned" (the default): the project's layer classes.
+CHAT_LAYER_FLAVOR = env.choice("LAYER_FLAVOR", ("tuned", "upstream"), "tuned")
+# The program this deployment runs for its layer's server, if any (a redis-server of its own when
+# no CHAT_REDIS_URL is given; see ops/programs.py).
+CHAT_LAYER_SERVER = None
+_layer_config = {
+    "expiry": env.integer("LAYER_EXPIRY", 60, minimum=1),
+    "capacity": env.integer("LAYER_CAPACITY", 100, minimum=1),
+    # All sockets of one daphne share one reply list (daphne.response.<server>!), and group sends
+    # drop silently when a member's list is full: size it for every socket of a daphne times a burst.
+    "channel_capacity": dict.fromkeys(("daphne.response*", "http.response*"),
+                                      env.integer("RESPONSE_CAPACITY", 5000, minimum=1)),
+}
+if CHAT_LAYER == "ipc":
+    _backend = "my_project.layers.IPCChannelLayer"
+    # Shared memory names are global to the machine: one prefix per deployment (var dir).
+    _layer_config["prefix"] = env.string("IPC_PREFIX", CHAT_PATHS.ipc_prefix)
 else:
-    # Without a URL, `manage.py serve` runs a redis-server of its own on a free port, sets
-    # CHAT_REDIS_URL for its children and leaves the URL in LOCAL_REDIS_FILE for later commands.
-    LOCAL_REDIS_FILE = os.path.join(VAR_DIR, "run", "redis.url")
-    REDIS_URLS = env.redis_urls("REDIS_URL")
-    if not REDIS_URLS and os.path.exists(LOCAL_REDIS_FILE):
-        with open(LOCAL_REDIS_FILE) as local:
-            REDIS_URLS = [local.read().strip()]
-    REDIS_URLS = REDIS_URLS or ["redis://127.0.0.1:6379/0"]
-    _layer = {
-        "BACKEND": "my_project.layers.RedisChannelLayer",
-        "CONFIG": {
-            "hosts": REDIS_URLS,  # several = sharded by channel name
-            # Seconds a receive blocks on one shard; short when there are several (see layers/redis_layer.py).
-            # Fractions need Redis >= 6.
-            "blpop_timeout": env.number(
-                "REDIS_BLPOP_TIMEOUT", 5 if len(REDIS_URLS) == 1 else 0.2, minimum=0.01),
-            "prefix": env.string("REDIS_PREFIX", "chat:"),
-            "expiry": LAYER_EXPIRY,
-            "capacity": LAYER_CAPACITY,
-            "channel_capacity": _capacity,
-        },
-    }
+    _backend = "my_project.layers.RedisChannelLayer"
+    # The password of the deployment's own redis-server (given in CHAT_REDIS_URL otherwise).
+    CHAT_REDIS_PASSWORD = env.string("REDIS_PASSWORD", "")
+    _hosts = env.redis_urls("REDIS_URL")  # several = sharded by channel name
+    if not _hosts:
+        # `manage.py serve` runs a redis-server of its own, on a loopback port of its var dir's.
+        CHAT_LAYER_SERVER = "redis"
+        _hosts = ["redis://%s127.0.0.1:%d/0" % (
+            ":%s@" % quote(CHAT_REDIS_PASSWORD, safe="") if CHAT_REDIS_PASSWORD else "", CHAT_PATHS.redis_port)]
+    _layer_config.update({
+        "hosts": _hosts,
+        # A password in a URL is %-encoded (redis-py 2.10 would send it as written otherwise).
+        "connection_kwargs": {"decode_components": True},
+        # Seconds a receive blocks on one shard; short when there are several (see
+        # layers/redis_layer.py). Fractions need Redis >= 6.
+        "blpop_timeout": env.number("REDIS_BLPOP_TIMEOUT", 5 if len(_hosts) == 1 else 0.2, minimum=0.01),
+        "prefix": env.string("REDIS_PREFIX", "chat:"),
+    })
     if env.strings("LAYER_ENCRYPTION_KEYS"):
-        _layer["CONFIG"]["symmetric_encryption_keys"] = env.strings("LAYER_ENCRYPTION_KEYS")
+        _layer_config["symmetric_encryption_keys"] = env.strings("LAYER_ENCRYPTION_KEYS")
 # Per-socket state between frames (user, room, frame order, rate limit): next to the layer, not in
 # the database (see my_project/channel_sessions.py); upstream keeps it in SESSION_ENGINE.
 CHANNEL_SESSION_ENGINE = "my_project.channel_sessions"
 CHAT_CHANNEL_SESSION_TTL = env.integer("CHANNEL_SESSION_TTL", 86400, minimum=60)
-CHAT_CHANNEL_SESSION_DIR = os.path.join(VAR_DIR, "channel-sessions")  # with the IPC layer
-if LAYER_FLAVOR == "upstream":
+if CHAT_LAYER_FLAVOR == "upstream":
     CHANNEL_SESSION_ENGINE = "django.contrib.sessions.backends.db"
-    _layer["BACKEND"] = {"ipc": "asgi_ipc.IPCChannelLayer", "redis": "asgi_redis.RedisChannelLayer"}[LAYER]
+    _backend = _backend.replace("my_project.layers.", "my_project.layers.upstream.")
     for _tuning in ("capacity", "channel_capacity", "blpop_timeout"):
-        _layer["CONFIG"].pop(_tuning, None)
-_layer["ROUTING"] = "my_project.routing.channel_routing"
-CHANNEL_LAYERS = {"default": _layer}
+        _layer_config.pop(_tuning, None)
+CHANNEL_LAYERS = {"default": {
+    "BACKEND": _backend, "CONFIG": _layer_config, "ROUTING": "my_project.routing.channel_routing"}}
 
 # ---- Processes (read by `manage.py serve`, which renders supervisord's and nginx's settings) -----
-PORT = env.integer("PORT", 8000, minimum=1, maximum=65535)
-DAPHNE_PROCS = env.integer("DAPHNE_PROCS", 2, minimum=1, maximum=16)
-WORKERS_REALTIME = env.integer("WORKERS_REALTIME", 2, minimum=1, maximum=64)
-WORKERS_BACKGROUND = env.integer("WORKERS_BACKGROUND", 1, minimum=1, maximum=64)
-WORKERS_DEFAULT = env.integer("WORKERS_DEFAULT", 1, minimum=1, maximum=64)
-GUNICORN_WORKERS = env.integer("GUNICORN_WORKERS", 2, minimum=1, maximum=64)
+CHAT_PORT = env.integer("PORT", 8000, minimum=1, maximum=65535)
+CHAT_DAPHNE_PROCS = env.integer("DAPHNE_PROCS", 2, minimum=1, maximum=16)
+CHAT_WORKERS_REALTIME = env.integer("WORKERS_REALTIME", 2, minimum=1, maximum=64)
+CHAT_WORKERS_BACKGROUND = env.integer("WORKERS_BACKGROUND", 1, minimum=1, maximum=64)
+CHAT_WORKERS_DEFAULT = env.integer("WORKERS_DEFAULT", 1, minimum=1, maximum=64)
+CHAT_GUNICORN_WORKERS = env.integer("GUNICORN_WORKERS", 2, minimum=1, maximum=64)
 # How long daphne waits for a worker's answer to an HTTP request before it answers 503.
-HTTP_TIMEOUT = env.integer("HTTP_TIMEOUT", 60, minimum=30)
+CHAT_HTTP_TIMEOUT = env.integer("HTTP_TIMEOUT", 60, minimum=30)
 
 # ---- Chat ----------------------------------------------------------------------------------
 CHAT_MESSAGE_MAX_LENGTH = env.integer("MESSAGE_MAX_LENGTH", 2000, minimum=1)
@@ -193,13 +179,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {
-        "format": "%(asctime)s " + POOL + "[%(process)d] %(levelname)s %(name)s: %(message)s"}},
+        "format": "%(asctime)s " + CHAT_POOL + "[%(process)d] %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
-if HTTP_TIMEOUT < CHAT_POLL_HOLD + 5:
+if CHAT_HTTP_TIMEOUT < CHAT_POLL_HOLD + 5:
     raise ImproperlyConfigured(
         "CHAT_HTTP_TIMEOUT=%d must be at least CHAT_POLL_HOLD + 5 (%d): daphne would answer a held "
-        "long-poll with 503 before the hold ends" % (HTTP_TIMEOUT, CHAT_POLL_HOLD + 5))
+        "long-poll with 503 before the hold ends" % (CHAT_HTTP_TIMEOUT, CHAT_POLL_HOLD + 5))

@@ -1,14 +1,10 @@
 """Diagnostic consumers: a raw layer echo and a probe that names the pool that ran it."""
 import json
-import os
 import time
 
 from channels.security.websockets import allowed_hosts_only
-from django.conf import settings
 
-
-def identity():
-    return {"pool": settings.POOL, "pid": os.getpid(), "release": settings.RELEASE}
+from . import identity
 
 
 @allowed_hosts_only
@@ -23,7 +19,7 @@ def echo_receive(message):
         _burn(int(text.split(":")[1]))
         message.reply_channel.send({"text": text})
     elif text == "whoami":
-        message.reply_channel.send({"text": json.dumps(identity())})
+        message.reply_channel.send({"text": json.dumps(identity.identity())})
     elif text is not None:
         message.reply_channel.send({"text": text})
     else:
@@ -43,4 +39,4 @@ def page_disconnect(message):
 
 def probe(message):
     """Answer {pool, pid, release} on the message's reply channel."""
-    message.reply_channel.send(identity())
+    message.reply_channel.send(identity.identity())

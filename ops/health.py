@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
+from . import releases
+
 logger = logging.getLogger(__name__)
 
 FLUSH_EVERY = 1.0  # seconds between writes of the counters
@@ -56,8 +58,8 @@ class Counters(object):
         from .models import WorkerStats
         self.flushed_at = time.time()
         with self.lock:
-            values = {"host": self.host, "pid": self.pid, "pool": settings.POOL,
-                      "release": settings.RELEASE, "consumed": self.consumed, "errors": self.errors,
+            values = {"host": self.host, "pid": self.pid, "pool": settings.CHAT_POOL,
+                      "release": releases.running(), "consumed": self.consumed, "errors": self.errors,
                       "busy_seconds": self.busy, "started": self.started, "updated": timezone.now()}
         try:
             WorkerStats.objects.update_or_create(key="%s:%d" % (self.host, self.pid), defaults=values)

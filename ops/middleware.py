@@ -1,7 +1,5 @@
 """Response header naming the pool and process that served a page: how tests prove the routing."""
-import os
-
-from django.conf import settings
+from . import identity
 
 
 def served_by(get_response):
@@ -11,7 +9,7 @@ def served_by(get_response):
         nonlocal tag
         response = get_response(request)
         if tag is None:
-            tag = "%s/%d" % (settings.POOL, os.getpid())
+            tag = identity.tag()
         response["X-Served-By"] = tag
         return response
     return middleware

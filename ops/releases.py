@@ -1,4 +1,5 @@
 """Releases of the worker code: copies of the app under var/releases/, and the `current` link to one."""
+import functools
 import os
 import shutil
 
@@ -14,7 +15,7 @@ class ReleaseError(Exception):
 
 
 def root():
-    return os.path.join(settings.VAR_DIR, "releases")
+    return settings.CHAT_PATHS.releases
 
 
 def current_link():
@@ -27,13 +28,19 @@ def path(name):
     return os.path.join(root(), name)
 
 
-def name_of(directory):
-    """The release a code directory is: its RELEASE file, or "dev" for a checkout."""
+def name_of(directory, default="dev"):
+    """The release a code directory is: its RELEASE file, or `default` for a checkout."""
     try:
         with open(os.path.join(directory, NAME_FILE)) as named:
             return named.read().strip()
     except FileNotFoundError:
-        return "dev"
+        return default
+
+
+@functools.lru_cache(maxsize=None)
+def running():
+    """The release of the code this process runs (CHAT_RELEASE names a checkout's)."""
+    return name_of(settings.BASE_DIR, default=settings.CHAT_RELEASE)
 
 
 def current():

@@ -4,6 +4,8 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
+from . import releases
+
 
 @require_GET
 def healthz(request):
@@ -17,6 +19,6 @@ def healthz(request):
     return JsonResponse({
         "status": "ok" if status == 200 else "degraded",
         "database": database,
-        "layer": settings.LAYER,
-        "release": settings.RELEASE,
+        "layer": settings.CHAT_LAYER,
+        "release": releases.running(),
     }, status=status)

@@ -42,6 +42,6 @@ def django_test_database():
     yield
     runner.teardown_databases(old_config)
     teardown_test_environment()
-    from tests.e2e.servers import remove_ipc_segments
-    remove_ipc_segments(_VAR)
+    from channels import DEFAULT_CHANNEL_LAYER, channel_layers
+    channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer.remove_storage()
     shutil.rmtree(_VAR, ignore_errors=True)

@@ -9,10 +9,7 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.test import override_settings
 
-from my_project.channel_sessions import FileBackend, RedisBackend
-from my_project.layers import RedisChannelLayer
-
-from .e2e.servers import RedisServer
+from my_project.channel_sessions import FileBackend
 from .sockets import handshake_headers
 
 
@@ -34,22 +31,21 @@ def test_file_backend_creates_once_and_expires(tmp_path):
         backend.get("../escape")
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
-def test_redis_backend_round_trip_with_expiry():
-    """Values sit on the layer's Redis with a time to live; creating an existing key fails."""
-    server = RedisServer().start()
-    try:
-        layer = RedisChannelLayer(hosts=[server.url])
-        backend = RedisBackend(layer)
-        assert backend.set("k1", "value", 60, only_new=True)
-        assert not backend.set("k1", "other", 60, only_new=True)
-        assert backend.get("k1") == "value"
-        connection, name = backend._where("k1")
-        assert 0 < connection.ttl(name) <= 60
-        backend.delete("k1")
-        assert backend.get("k1") is None
-    finally:
-        server.close()
+def test_the_layer_store_is_used_when_the_layer_has_one():
+    """A layer with the "values" extension keeps the channel sessions (Redis); others get files."""
+    from my_project import channel_sessions
+
+    class Layer(object):
+        extensions = ["groups", "values"]
+
+        def values(self, namespace):
+            return ("store of", namespace)
+
+    with mock.patch("channels.channel_layers") as layers:
+        layers.__getitem__.return_value.channel_layer = Layer()
+        assert channel_sessions._backend() == ("store of", "session")
+        Layer.extensions = ["groups"]
+        assert isinstance(channel_sessions._backend(), FileBackend)
 
 
 class NoDatabaseSessionTests(ChannelTestCase):

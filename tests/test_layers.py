@@ -10,7 +10,8 @@ from asgiref.conformance import ConformanceTestCase
 
 from my_project.layers import IPCChannelLayer, RedisChannelLayer
 
-from .e2e.servers import RedisServer, remove_ipc_prefix
+from harness.servers import RedisServer
+from my_project.layers.ipc import remove_segments
 
 needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None,
                                  reason="redis-server is not installed (make test installs it)")
@@ -28,7 +29,7 @@ class IPCConformance(ConformanceTestCase):
     @classmethod
     def tearDownClass(cls):
         cls.channel_layer.flush()
-        remove_ipc_prefix("chat-conformance")
+        remove_segments("chat-conformance")
 
     def setUp(self):
         self.channel_layer.flush()
@@ -86,7 +87,7 @@ def test_ipc_survives_a_process_killed_holding_the_lock():
     layer.send("after.kill", {"ok": True})
     assert time.time() - started < 1
     assert layer.receive(["after.kill"]) == ("after.kill", {"ok": True})
-    remove_ipc_prefix("chat-killtest")
+    remove_segments("chat-killtest")
 
 
 def test_ipc_torn_store_is_reset():
@@ -96,7 +97,7 @@ def test_ipc_torn_store_is_reset():
     layer.message_store.mmap[:8] = b"\x80\x02}q\x00(X\xff"
     layer.send("torn", {"n": 2})
     assert layer.receive(["torn"]) == ("torn", {"n": 2})
-    remove_ipc_prefix("chat-torntest")
+    remove_segments("chat-torntest")
 
 
 def test_ipc_blocking_receive_is_woken_by_a_send_from_another_process():
@@ -116,7 +117,7 @@ def test_ipc_blocking_receive_is_woken_by_a_send_from_another_process():
         assert time.time() - started < 10, "woken by the timeout, not by the send"
     finally:
         os.waitpid(child, 0)
-        remove_ipc_prefix("chat-waketest")
+        remove_segments("chat-waketest")
 
 
 def test_ipc_doorbell_forgets_a_dead_listener():
@@ -138,7 +139,7 @@ def test_ipc_doorbell_forgets_a_dead_listener():
         assert os.listdir(directory) == []
         assert layer.receive(["bell"]) == ("bell", {"n": 1})
     finally:
-        remove_ipc_prefix("chat-belltest")
+        remove_segments("chat-belltest")
 
 
 def test_ipc_doorbell_rings_only_who_waits_on_the_channel():
@@ -155,7 +156,7 @@ def test_ipc_doorbell_rings_only_who_waits_on_the_channel():
         with pytest.raises(BlockingIOError):
             there.recv(64)
     finally:
-        remove_ipc_prefix("chat-ringtest")
+        remove_segments("chat-ringtest")
 
 
 def test_ipc_group_send_skips_full_members_in_one_pass():
@@ -172,7 +173,7 @@ def test_ipc_group_send_skips_full_members_in_one_pass():
         assert layer.receive(["g.b"]) == (None, None)
         assert layer.receive(["g.c"]) == ("g.c", {"n": 1})
     finally:
-        remove_ipc_prefix("chat-grouptest")
+        remove_segments("chat-grouptest")
 
 
 @pytest.fixture(params=["ipc", "redis", "redis-sharded"])
@@ -184,7 +185,7 @@ def batch_layer(request):
         layer = IPCChannelLayer(prefix="chat-batchtest", **kwargs)
         layer.flush()
         yield layer
-        remove_ipc_prefix("chat-batchtest")
+        remove_segments("chat-batchtest")
         return
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (make test installs it)")

@@ -24,7 +24,7 @@ class ModerateConsumerTests(ChannelTestCase):
         Client().send_and_consume("background.moderate", {"message_id": message.pk})
         message.refresh_from_db()
         assert message.spam_score > 0
-        assert message.moderated_by.startswith("web:")  # the unit tests run as the "web" pool
+        assert message.moderated_by.startswith("web/")  # the unit tests run as the "web" pool
 
     def test_job_with_the_text_needs_no_read(self):
         """A job carrying the text (what the realtime pool sends) is scored without reading it back;

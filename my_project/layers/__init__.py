@@ -1,5 +1,5 @@
 """Channel layer classes the project configures: upstream ones, extended from outside (subclasses,
-never patches), each in its own module."""
+never patches), each in its own module, each answering the project's questions (base.ProjectLayer)."""
 from .ipc import IPCChannelLayer
 from .redis_layer import RedisChannelLayer
 

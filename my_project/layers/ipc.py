@@ -2,10 +2,12 @@
 import collections
 import contextlib
 import fcntl
+import glob
 import logging
 import os
 import pickle
 import random
+import shutil
 import threading
 import time
 
@@ -14,10 +16,43 @@ import msgpack
 from asgi_ipc.store import ChannelMemoryStore, GroupMemoryStore
 from asgiref.base_layer import BaseChannelLayer
 
+from .base import CHANNEL, GROUP, GROUP_ONCE, ProjectLayer
 from .doorbell import Doorbell
 
 logger = logging.getLogger(__name__)
 SHM_DIR = "/dev/shm"
+
+
+def segment(prefix, name):
+    """The shared memory name of one of a layer's stores ("messages", "groups"), as upstream names it."""
+    return "%s-%s" % (prefix, name)
+
+
+def remove_segments(prefix):
+    """Unlink the shared memory, semaphores, lock files and doorbell of every IPC layer (upstream's
+    or this module's) named by `prefix`, whoever created them."""
+    for path in glob.glob(os.path.join(SHM_DIR, segment(prefix, "*"))) + \
+            glob.glob(os.path.join(SHM_DIR, "sem." + segment(prefix, "*"))):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+class IPCQuestions(ProjectLayer):
+    """The project's questions, answered for asgi_ipc's stores (upstream's classes and ours)."""
+
+    def remove_storage(self):
+        remove_segments(self.prefix)
+
+    def depths(self):
+        now = time.time()
+        value = self.message_store.get_value()  # one pickled dict of lists of (message, expiry)
+        return {name: sum(1 for _, expiry in items if expiry >= now)
+                for name, items in value.items() if items}
 
 
 class CrashSafeStoreMixin(object):
@@ -159,12 +194,12 @@ class GroupStore(CrashSafeStoreMixin, GroupMemoryStore):
         return out
 
 
-class IPCChannelLayer(asgi_ipc.IPCChannelLayer):
+class IPCChannelLayer(IPCQuestions, asgi_ipc.IPCChannelLayer):
     """asgi_ipc, crash-safe (see CrashSafeStoreMixin), one store pass per operation (see
     ChannelStore), and woken by a Doorbell instead of polling: a blocking receive for runworker
     and the "twisted" extension for daphne, which then stops polling every 50 ms."""
 
-    extensions = ["flush", "groups", "twisted"]
+    extensions = ["flush", "groups", "twisted", "send_batch"]
 
     def __init__(self, prefix="asgi", expiry=60, group_expiry=86400, capacity=10, channel_capacity=None,
                  message_memory=100 * 1024 * 1024, group_memory=20 * 1024 * 1024, block_timeout=1.0,
@@ -173,9 +208,9 @@ class IPCChannelLayer(asgi_ipc.IPCChannelLayer):
         BaseChannelLayer.__init__(self, expiry=expiry, group_expiry=group_expiry, capacity=capacity,
                                   channel_capacity=channel_capacity)
         self.prefix = prefix
-        self.message_store = ChannelStore("%s-messages" % prefix, message_memory)
-        self.group_store = GroupStore("%s-groups" % prefix, group_memory)
-        self.doorbell = Doorbell(os.path.join(SHM_DIR, "%s-doorbell" % prefix))
+        self.message_store = ChannelStore(segment(prefix, "messages"), message_memory)
+        self.group_store = GroupStore(segment(prefix, "groups"), group_memory)
+        self.doorbell = Doorbell(os.path.join(SHM_DIR, segment(prefix, "doorbell")))
         self.block_timeout = block_timeout  # a blocking receive returns empty after this (seconds)
         self.reply_batch = reply_batch  # process-local messages daphne takes per store pass
         self._local = collections.deque()  # ...and keeps here: nobody else may read them
@@ -193,9 +228,7 @@ class IPCChannelLayer(asgi_ipc.IPCChannelLayer):
         return message.pop("__asgi_channel__", name), message
 
     def send(self, channel, message):
-        assert isinstance(message, dict), "message is not a dict"
-        assert self.valid_channel_name(channel), "channel name not valid"
-        assert "__asgi_channel__" not in message
+        self.assert_sendable(channel, message)
         name, item = self._pack(channel, message)
         if self.message_store.append_within([(name, item, self.get_capacity(channel))],
                                             time.time() + self.expiry):
@@ -203,26 +236,20 @@ class IPCChannelLayer(asgi_ipc.IPCChannelLayer):
         self.doorbell.ring({name})
 
     def send_group(self, group, message):
-        self.send_batch([("group", group, message)])
+        self.send_batch([(GROUP, group, message)])
 
     def send_batch(self, sends):
-        """Several sends at once, in order: [(kind, name, message)] with kind "channel", "group"
-        (full members drop) or "group_once" (the group is empty afterwards); the names of the
-        channel sends that were full are returned. One pass over the group store and one over
-        the messages, however many sends (see RedisChannelLayer.send_batch)."""
+        """One pass over the group store and one over the messages, however many sends."""
         groups = {}
         for kind, name, _ in sends:
-            if kind != "channel":
-                assert kind in ("group", "group_once") and self.valid_group_name(name), \
-                    "Invalid group name"
-                groups[name] = groups.get(name, False) or kind == "group_once"
+            if kind != CHANNEL:
+                self.assert_group(kind, name)
+                groups[name] = groups.get(name, False) or kind == GROUP_ONCE
         members = self.group_store.take_members(groups) if groups else {}
         entries, channel_sends = [], {}
         for kind, name, message in sends:
-            if kind == "channel":
-                assert isinstance(message, dict), "message is not a dict"
-                assert self.valid_channel_name(name), "channel name not valid"
-                assert "__asgi_channel__" not in message
+            if kind == CHANNEL:
+                self.assert_sendable(name, message)
                 channel_sends[len(entries)] = name
                 entries.append(self._pack(name, message) + (self.get_capacity(name),))
             else:

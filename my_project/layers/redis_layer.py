@@ -1,182 +1,58 @@
-"""The Redis channel layer: asgi_redis sharded by channel, one round trip per operation, and a
-persistent twisted connection for daphne."""
-import collections
+"""The Redis channel layer: asgi_redis sharded by channel, one round trip per operation."""
 import itertools
 import logging
 import random
 import time
 
+from urllib.parse import urlsplit
+
 import asgi_redis
-from asgi_redis.twisted_utils import defer
+import redis
+
+from .base import CHANNEL, GROUP, LayerUnavailable, ProjectLayer, send_each
+from .redis_reader import TwistedReader
+from .redis_scripts import Scripts, split_item
 
 logger = logging.getLogger(__name__)
 
-# Messages are stored in the channel's list itself as b"<expires at>:<channel>:<serialized message>"
-# (<channel> is the full name of a process-local channel, empty otherwise). Upstream stores each
-# body under a key of its own and pushes the key, so every receive costs a second round trip
-# (GET + DEL after BLPOP) and every send a SET; a blocked BLPOP hands over the whole message here.
-# Upstream puts a process-local channel's full name inside the body; outside it, a script can
-# address one serialized body to every member of a group (LUA_BATCH). Expiry is checked when a
-# message is popped (by Redis' clock in the scripts, by the receiver's after BLPOP) instead of by a
-# key's TTL; a list nobody sends to still expires as a whole, as upstream's do.
 
-LUA_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local function live(item)
-    local sep = string.find(item, ':', 1, true)
-    return sep and tonumber(string.sub(item, 1, sep - 1)) >= now
-end
-"""
+class RedisQuestions(ProjectLayer):
+    """The project's questions, answered for asgi_redis' servers (upstream's class and ours)."""
 
-# The first live message of several lists (expired ones are dropped on the way).
-LUA_POP = LUA_NOW + """
-for i = 1, #KEYS do
-    while true do
-        local item = redis.call('LPOP', KEYS[i])
-        if not item then break end
-        if live(item) then return {KEYS[i], item} end
-    end
-end
-return false
-"""
+    CHECK_TIMEOUT = 2  # seconds a server may take to answer the start-up check
 
-# Up to ARGV[1] messages of the first non-empty list: daphne's reader takes a burst of replies
-# (a broadcast to the 500 sockets of one daphne) in a few round trips instead of one each.
-LUA_POP_MANY = LUA_NOW + """
-local limit = tonumber(ARGV[1])
-for i = 1, #KEYS do
-    local items = redis.call('LRANGE', KEYS[i], 0, limit - 1)
-    if #items > 0 then
-        redis.call('LTRIM', KEYS[i], #items, -1)
-        local out = {KEYS[i]}
-        for j = 1, #items do
-            if live(items[j]) then out[#out + 1] = items[j] end
-        end
-        return out
-    end
-end
-return false
-"""
+    def check(self):
+        for url, connection in zip(self.hosts, self._connection_list):
+            pool = connection.connection_pool
+            probe = redis.StrictRedis(connection_pool=redis.ConnectionPool(
+                connection_class=pool.connection_class,
+                **dict(pool.connection_kwargs, socket_connect_timeout=self.CHECK_TIMEOUT,
+                       socket_timeout=self.CHECK_TIMEOUT)))
+            try:
+                probe.ping()
+            except redis.RedisError as exc:
+                raise LayerUnavailable(
+                    "cannot reach Redis at %s (%s): start it, fix CHAT_REDIS_URL, or leave it unset "
+                    "to run a local redis-server" % (_without_password(url), exc))
+            finally:
+                probe.connection_pool.disconnect()
 
-# A group's members after dropping the expired ones: one round trip instead of two.
-LUA_GROUP_MEMBERS = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[1])
-return redis.call('ZRANGE', KEYS[1], 0, -1)
-"""
-
-# Pushing to a list below its capacity, counting the layer's statistics (upstream: a second round
-# trip per send for its counters); shared by LUA_SEND and LUA_BATCH. Expired messages at the head
-# of a list do not count against its capacity. A process-local channel's messages go to the list of
-# its non-local part and carry its full name (see the top of this module).
-# KEYS: global messages stat, global full stat.
-# ARGV starts with: list expiry, channel stat ttl, global stat ttl, key prefix, stats prefix,
-# expires stamp.
-LUA_PUSH = LUA_NOW + """
-local expiry, chan_ttl, global_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local prefix, stats, stamp = ARGV[4], ARGV[5], ARGV[6]
-local sent, dropped = 0, 0
-local function split(name)
-    local bang = string.find(name, '!', 1, true)
-    if bang then return string.sub(name, 1, bang), name end
-    return name, ''
-end
-local function push(name, body, capacity)
-    local list, channel = split(name)
-    local key = prefix .. list
-    local length = redis.call('LLEN', key)
-    while length >= capacity do
-        local head = redis.call('LINDEX', key, 0)
-        if not head or live(head) then break end
-        redis.call('LPOP', key)
-        length = length - 1
-    end
-    if length >= capacity then
-        dropped = dropped + 1
-        redis.call('INCR', stats .. list .. ':channel_full_count')
-        redis.call('EXPIRE', stats .. list .. ':channel_full_count', chan_ttl)
-        return false
-    end
-    sent = sent + 1
-    redis.call('RPUSH', key, stamp .. ':' .. channel .. ':' .. body)
-    redis.call('EXPIRE', key, expiry + 1)
-    redis.call('INCR', stats .. list .. ':messages_count')
-    redis.call('EXPIRE', stats .. list .. ':messages_count', chan_ttl)
-    return true
-end
-local function count()
-    if sent > 0 then
-        redis.call('INCRBY', KEYS[1], sent)
-        redis.call('EXPIRE', KEYS[1], global_ttl)
-    end
-    if dropped > 0 then
-        redis.call('INCRBY', KEYS[2], dropped)
-        redis.call('EXPIRE', KEYS[2], global_ttl)
-    end
-end
-"""
-
-# Send to channels (of one shard) in one round trip: a send, or a group send's members.
-# ARGV after LUA_PUSH's: per channel: name, body, capacity. Returns the positions (from 1) of the
-# full ones.
-LUA_SEND = LUA_PUSH + """
-local full = {}
-for i = 7, #ARGV, 3 do
-    if not push(ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])) then full[#full + 1] = (i - 7) / 3 + 1 end
-end
-count()
-return full
-"""
-
-# Several sends in one round trip on a one-server layer (see send_batch): channels, groups (their
-# members read here, not by a round trip of their own), and groups emptied once sent to (a long
-# poll's release). Each member's list and capacity derive from its name. When a member is on a list
-# whose capacity the caller did not pass, nothing is sent and the unknown lists are returned, for
-# the caller to price and try again (so the sends keep their order).
-# ARGV after LUA_PUSH's: group cutoff, number of priced lists, (list, capacity) * that, then per
-# send: kind ("c" channel, "g" group, "o" group once), channel or group key, body, capacity.
-# Returns {positions of the full channel sends (from 1), unknown lists}.
-LUA_BATCH = LUA_PUSH + """
-local cutoff, n = ARGV[7], tonumber(ARGV[8])
-local caps = {}
-for i = 0, n - 1 do caps[ARGV[9 + i * 2]] = tonumber(ARGV[10 + i * 2]) end
-local first = 9 + n * 2
--- Look up every group first: nothing is sent unless every member's list is priced.
-local members, unknown, seen = {}, {}, {}
-for i = first, #ARGV, 4 do
-    if ARGV[i] ~= 'c' then
-        redis.call('ZREMRANGEBYSCORE', ARGV[i + 1], 0, cutoff)
-        members[i] = redis.call('ZRANGE', ARGV[i + 1], 0, -1)
-        for _, member in ipairs(members[i]) do
-            local list = split(member)
-            if not caps[list] and not seen[list] then
-                seen[list] = true
-                unknown[#unknown + 1] = list
-            end
-        end
-    end
-end
-if #unknown > 0 then return {{}, unknown} end
-local full = {}
-for i = first, #ARGV, 4 do
-    local kind, body = ARGV[i], ARGV[i + 2]
-    if kind == 'c' then
-        if not push(ARGV[i + 1], body, tonumber(ARGV[i + 3])) then
-            full[#full + 1] = (i - first) / 4 + 1
-        end
-    else
-        for _, member in ipairs(members[i]) do
-            push(member, body, caps[split(member)])
-        end
-        if kind == 'o' then redis.call('DEL', ARGV[i + 1]) end
-    end
-end
-count()
-return {full, {}}
-"""
+    def depths(self):
+        found = {}
+        for connection in self._connection_list:  # one list per channel, on its shard
+            for key in connection.scan_iter(match=self.prefix + "*", count=1000):
+                if connection.type(key) == b"list":
+                    name = key.decode()[len(self.prefix):]
+                    found[name] = found.get(name, 0) + connection.llen(key)
+        return found
 
 
-class RedisChannelLayer(asgi_redis.RedisChannelLayer):
+def _without_password(url):
+    password = urlsplit(url).password
+    return url if password is None else url.replace(":%s@" % password, ":***@", 1)
+
+
+class RedisChannelLayer(RedisQuestions, asgi_redis.RedisChannelLayer):
     """asgi_redis where every channel lives on one shard, and a receive looks at all of them.
 
     Upstream spreads a normal channel's messages round-robin over the shards and lets each receive
@@ -187,38 +63,30 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
     upstream already does for process-local channels), a receive first sweeps every shard holding
     one of its channels without blocking, and only then blocks on one of them for `blpop_timeout`
     (a setting here; upstream has it as a fixed class attribute). Messages live in the lists
-    themselves (see LUA_NOW above) and every operation is one round trip: a script for a send, a
-    group send per shard and a pop that must not block; BLPOP for one that may. Subclassed rather
-    than patched: the library stays as installed. Every process of a deployment must use this
-    class: the list items are not upstream's.
+    themselves (redis_scripts.py) and every operation is one round trip: a script for a send, a
+    group send per shard and a pop that must not block; BLPOP for one that may. daphne reads with
+    a TwistedReader (redis_reader.py). Subclassed rather than patched: the library stays as
+    installed. Every process of a deployment must use this class: the list items are not upstream's.
     """
+
+    extensions = asgi_redis.RedisChannelLayer.extensions + ["send_batch", "values"]
 
     def __init__(self, blpop_timeout=None, reply_batch=100, **kwargs):
         super(RedisChannelLayer, self).__init__(**kwargs)
-        self.reply_batch = reply_batch  # replies daphne takes per round trip
-        self._replies = collections.deque()  # popped for daphne, not yet handed over
         if blpop_timeout is not None:
             self.blpop_timeout = blpop_timeout
         self._block_rotation = itertools.count()
-        self.pop_script = self.connection(0).register_script(LUA_POP)
-        self.send_script = self.connection(0).register_script(LUA_SEND)
-        self.members_script = self.connection(0).register_script(LUA_GROUP_MEMBERS)
-        self.batch_script = self.connection(0).register_script(LUA_BATCH)
+        self.scripts = Scripts(self)
         self._capacities = {}  # list name -> capacity, for LUA_BATCH's group members
-        self._twisted = {}  # shard index -> persistent txredisapi connection (daphne's reader)
-        self._blmpop = None  # whether the server has BLMPOP: unknown until daphne's reader tries
+        self._reader = TwistedReader(self, batch=reply_batch)
 
     # ---- messages in lists ----------------------------------------------------------------------
 
-    def _stamp(self):
-        return b"%.3f" % (time.time() + self.expiry)
-
     def _unpack(self, list_key, item):
         """(channel, message), or None when the message expired while it waited."""
-        expires, _, rest = item.partition(b":")
-        if float(expires) < time.time():
+        expires, local, body = split_item(item)
+        if expires < time.time():
             return None
-        local, _, body = rest.partition(b":")
         if local:
             channel = local.decode("utf8")
         else:
@@ -238,36 +106,22 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
     def _stat_key(self, channel, stat):
         return "%s%s:%s" % (self.stats_prefix, channel, stat)
 
-    def _global_stat_keys(self):
-        return [self._stat_key(self.global_stats_key, self.STAT_MESSAGES_COUNT),
-                self._stat_key(self.global_stats_key, self.STAT_CHANNEL_FULL)]
-
-    def _push_args(self):
-        """LUA_PUSH's leading arguments."""
-        return [self.expiry, self.channel_statistics_expiry, self.global_statistics_expiry,
-                self.prefix, self.stats_prefix, self._stamp()]
-
     def _send_many(self, index, targets):
         """Send to [(channel, serialized message)] on one shard in one round trip; the positions
         (from 1) of the full ones."""
-        args = self._push_args()
-        for channel, body in targets:
-            args += [channel, body, self.get_capacity(self._list(channel))]
-        return self.send_script(keys=self._global_stat_keys(), args=args, client=self.connection(index))
+        return self.scripts.send(self.connection(index), [
+            (channel, body, self.get_capacity(self._list(channel))) for channel, body in targets])
 
     # ---- ASGI API -------------------------------------------------------------------------------
 
     def send(self, channel, message):
-        assert isinstance(message, dict), "message is not a dict"
-        assert self.valid_channel_name(channel), "Channel name not valid"
-        assert "__asgi_channel__" not in message
+        self.assert_sendable(channel, message)
         if self._send_many(self.consistent_hash(self._list(channel)), [(channel, self.serialize(message))]):
             raise self.ChannelFull()
 
     def group_channels(self, group):
-        connection = self.connection(self.consistent_hash(group))
-        members = self.members_script(keys=[self._group_key(group)],
-                                      args=[int(time.time()) - self.group_expiry], client=connection)
+        members = self.scripts.members(self.connection(self.consistent_hash(group)),
+                                       self._group_key(group), int(time.time()) - self.group_expiry)
         return [member.decode("utf8") for member in members]
 
     def send_group(self, group, message):
@@ -276,26 +130,19 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
         member); with several, one to read the members and one per shard they are on."""
         assert self.valid_group_name(group), "Group name not valid"
         if self.ring_size == 1:
-            self.send_batch([("group", group, message)])
+            self.send_batch([(GROUP, group, message)])
             return
-        self._send_to_members(self.group_channels(group), self.serialize(message))
-
-    def _send_to_members(self, channels, body):
-        by_shard = {}
-        for channel in channels:
+        by_shard, body = {}, self.serialize(message)
+        for channel in self.group_channels(group):
             by_shard.setdefault(self.consistent_hash(self._list(channel)), []).append((channel, body))
         for index, targets in by_shard.items():
             self._send_many(index, targets)
 
     def send_batch(self, sends):
-        """Several sends at once, in order: [(kind, name, message)] with kind "channel" (a send),
-        "group" (a group send: full members drop) or "group_once" (a group send, after which the
-        group is empty: a long poll's release). The names of the channel sends that were full are
-        returned; the rest still went. A consumer's answers (a broadcast, an ack, work for another
-        pool) cost one round trip on a one-server layer instead of one or two each; with several
-        servers, one per send as before."""
+        """One round trip on a one-server layer (the group members are read inside the script)
+        instead of one or two per send; with several servers, one per send as before."""
         if self.ring_size > 1:
-            return self._send_batch_each(sends)
+            return send_each(self, sends)
         for _ in range(3):  # group members on lists not seen before: price them and try again
             full, unknown = self._batch_script(sends)
             if not unknown:
@@ -303,7 +150,7 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
             for name in unknown:
                 name = name.decode("utf8")
                 self._capacities[name] = self.get_capacity(name)
-        return self._send_batch_each(sends)  # members keep joining on new lists: one at a time
+        return send_each(self, sends)  # members keep joining on new lists: one at a time
 
     def _batch_script(self, sends):
         # Every call carries the table: a few entries (one per daphne) normally. Lists of daphnes
@@ -313,37 +160,14 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
             self._capacities.clear()
         entries = []
         for kind, name, message in sends:
-            if kind == "channel":
-                assert self.valid_channel_name(name), "Channel name not valid"
-                assert "__asgi_channel__" not in message
-                entries.append(("c", name, self.serialize(message), self.get_capacity(self._list(name))))
+            if kind == CHANNEL:
+                self.assert_sendable(name, message)
+                entries.append((kind, name, self.serialize(message), self.get_capacity(self._list(name))))
             else:
-                assert kind in ("group", "group_once") and self.valid_group_name(name), \
-                    "Group name not valid"
-                entries.append(("g" if kind == "group" else "o", self._group_key(name),
-                                self.serialize(message), 0))
-        args = self._push_args() + [int(time.time()) - self.group_expiry, len(self._capacities)]
-        for pair in list(self._capacities.items()) + entries:
-            args += pair
-        return self.batch_script(keys=self._global_stat_keys(), args=args, client=self.connection(0))
-
-    def _send_batch_each(self, sends):
-        # Not chat.delivery's loop for other layers: its group sends would come back to send_batch
-        # (send_group goes through it on one server), and it reads a group's members twice.
-        full = []
-        for kind, name, message in sends:
-            if kind == "channel":
-                try:
-                    self.send(name, message)
-                except self.ChannelFull:
-                    full.append(name)
-                continue
-            members = self.group_channels(name)
-            self._send_to_members(members, self.serialize(message))
-            if kind == "group_once":
-                for member in members:
-                    self.group_discard(name, member)
-        return full
+                self.assert_group(kind, name)
+                entries.append((kind, self._group_key(name), self.serialize(message), 0))
+        return self.scripts.batch(self.connection(0), int(time.time()) - self.group_expiry,
+                                  self._capacities, entries)
 
     def _receive_list_names(self, channels):
         """{shard index: [list keys]} for the channels, each on the shard its name hashes to."""
@@ -380,7 +204,7 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
         connection = self.connection(index)
         random.shuffle(list_names)
         if not block:
-            result = self.pop_script(keys=list_names, client=connection)
+            result = self.scripts.pop(connection, list_names)
             return result and self._unpack(result[0], result[1])
         # BLPOP answers at once when one of the lists holds something: a blocking receive needs no
         # look first (one round trip per message instead of two for a worker that finds nothing).
@@ -406,73 +230,46 @@ class RedisChannelLayer(asgi_redis.RedisChannelLayer):
             statistics[self.STAT_MESSAGES_PENDING] += connection.llen(self.prefix + channel)
             oldest = connection.lindex(self.prefix + channel, 0)
             if oldest:
-                age = self.expiry - (float(oldest.partition(b":")[0]) - time.time())
+                age = self.expiry - (split_item(oldest)[0] - time.time())
                 statistics[self.STAT_MESSAGES_MAX_AGE] = max(statistics[self.STAT_MESSAGES_MAX_AGE],
                                                              int(age))
         return statistics
 
-    # ---- daphne's reader (the "twisted" extension) ----------------------------------------------
-
-    def _twisted_connection(self, index):
-        """One persistent, self-reconnecting connection per shard. Upstream opens (and closes) a new
-        txredisapi pool for every message daphne reads, which caps a daphne at a few hundred
-        replies per second and adds milliseconds to each."""
-        if index not in self._twisted:
-            import txredisapi
-            kwargs = self.connection(index).connection_pool.connection_kwargs
-            self._twisted[index] = txredisapi.lazyConnection(
-                host=kwargs["host"], port=kwargs["port"], dbid=kwargs["db"],
-                password=kwargs.get("password"), reconnect=True, charset=None, convertNumbers=False,
-                connectTimeout=5)
-        return self._twisted[index]
-
     def receive_twisted(self, channels):
-        """daphne's reader. daphne reads only its own process-local reply list, which nobody else
-        may read: it takes up to reply_batch replies per round trip and keeps the rest here for
-        the next calls (handed over without a generator and its Deferreds: daphne calls this once
-        per reply)."""
-        if self._replies:
-            return defer.succeed(self._replies.popleft())
-        return self._receive_twisted(channels)
+        return self._reader.receive(channels)
 
-    @defer.inlineCallbacks
-    def _receive_twisted(self, channels):
-        indexes = self._receive_list_names(channels)
-        if indexes is None:
-            defer.returnValue((None, None))
-        limit = self.reply_batch if all("!" in c for c in channels) else 1
-        for index, list_names in indexes.items():
-            connection = self._twisted_connection(index)
-            if self._blmpop and len(indexes) == 1:
-                # BLMPOP answers at once when something is there: no look first (one round trip
-                # per wake-up instead of two). Expired messages are dropped by _unpack.
-                items = yield self._block_many(connection, list_names, limit)
-            else:
-                result = yield connection.eval(LUA_POP_MANY, list_names, [limit])
-                if result:
-                    items = [(result[0], item) for item in result[1:]]
-                else:
-                    items = yield self._block_many(connection, list_names, limit)
-            self._replies.extend(found for found in (self._unpack(k, i) for k, i in items) if found)
-            if self._replies:
-                defer.returnValue(self._replies.popleft())
-        defer.returnValue((None, None))  # daphne calls again at once
+    # ---- the "values" extension: small strings next to the layer (channel sessions) ----------------
 
-    @defer.inlineCallbacks
-    def _block_many(self, connection, list_names, limit):
-        """Wait for messages: BLMPOP (Redis 7) hands over up to `limit` at once, so a broadcast and
-        the ack behind it, pushed by one script, reach daphne in one wake-up; BLPOP (older
-        servers) takes one and the rest cost another round trip."""
-        if self._blmpop is not False:
-            try:
-                popped = yield connection.execute_command(
-                    "BLMPOP", self.blpop_timeout, len(list_names), *(list_names + ["LEFT", "COUNT", limit]))
-                self._blmpop = True
-                defer.returnValue([(popped[0], item) for item in popped[1]] if popped else [])
-            except Exception as exc:  # txredisapi.ResponseError on a server without BLMPOP
-                if self._blmpop or "unknown command" not in str(exc).lower():
-                    raise
-                logger.info("Redis has no BLMPOP (before 7.0): daphne takes one reply per wake-up")
-                self._blmpop = False
-        popped = yield connection.blpop(list_names, timeout=self.blpop_timeout)
-        defer.returnValue([popped] if popped else [])
+    def values(self, namespace):
+        """A store of expiring strings under `namespace` (see Values)."""
+        return Values(self, namespace)
+
+
+class Values(object):
+    """Strings on the Redis shard their key hashes to, under "<prefix><namespace>:", expiring by
+    themselves."""
+
+    def __init__(self, layer, namespace):
+        self.layer = layer
+        self.namespace = namespace
+
+    def _where(self, key):
+        return self.layer.connection(self.layer.consistent_hash(key)), "%s%s:%s" % (
+            self.layer.prefix, self.namespace, key)
+
+    def get(self, key):
+        connection, name = self._where(key)
+        value = connection.get(name)
+        return value.decode("ascii") if value is not None else None
+
+    def set(self, key, value, ttl, only_new=False):
+        """Store value for ttl seconds; False when only_new and the key exists."""
+        connection, name = self._where(key)
+        return bool(connection.set(name, value, ex=ttl, nx=only_new))
+
+    def delete(self, key):
+        connection, name = self._where(key)
+        connection.delete(name)
+
+    def clear_expired(self):
+        pass  # Redis expires them

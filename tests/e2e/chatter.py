@@ -8,7 +8,7 @@ import uuid
 
 import websocket
 
-from .client import Browser
+from harness.client import Browser
 
 
 # At most this many messages in flight (sent, not acked), oldest first, each resent after RESEND

@@ -3,8 +3,8 @@ import itertools
 
 import pytest
 
-from .client import Browser
-from .servers import PostgresServer, RedisServer, Site
+from harness.client import Browser
+from harness.servers import PostgresServer, RedisServer, Site
 
 # The site under test: the embedded default; Redis run by supervisord; and two external Redis shards
 # with PostgreSQL (so the suite runs once against a real PostgreSQL server).

@@ -5,15 +5,10 @@ import threading
 import time
 import uuid
 
+from harness.client import Browser
+from harness.stats import percentile
+
 from .chatter import Chatter
-from .client import Browser
-
-
-def percentile(values, fraction):
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 class PollReader(object):

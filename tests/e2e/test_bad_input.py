@@ -5,9 +5,10 @@ import subprocess
 
 import pytest
 
-from ops.deployment import Deployment, DeploymentError
+from ops import preflight
+from ops.exceptions import DeploymentError
 
-from .servers import REPO, Site, free_port
+from harness.servers import REPO, Site, free_port
 
 
 @pytest.fixture
@@ -88,9 +89,9 @@ def test_start_up_failure_leaves_nothing_running(bare_site):
 def test_missing_binaries_are_named():
     """A missing nginx or redis-server is named with the package that provides it."""
     with pytest.raises(DeploymentError, match=r"nginx is not installed: run `apt-get install nginx-light`"):
-        Deployment().binary("nginx", {"PATH": "/nonexistent"}, "nginx-light")
+        preflight.binary("nginx", "/nonexistent", "nginx-light")
     with pytest.raises(DeploymentError, match=r"redis-server is not installed"):
-        Deployment().binary("redis-server", {"PATH": "/nonexistent"}, "redis-server")
+        preflight.binary("redis-server", "/nonexistent", "redis-server")
 
 
 def test_no_interpreter():

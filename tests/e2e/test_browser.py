@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from .client import Browser
-from .servers import REPO, wait_for
+from harness.client import Browser
+from harness.servers import REPO, wait_for
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service  # noqa: E402

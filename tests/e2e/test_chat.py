@@ -12,8 +12,8 @@ import pytest
 import websocket
 
 from .chatter import Chatter
-from .client import Browser, receive_until
-from .servers import wait_for
+from harness.client import Browser, receive_until
+from harness.servers import wait_for
 
 
 def new_room(site):
@@ -236,4 +236,4 @@ def test_background_pool_down_does_not_delay_chat(site, user):
     finally:
         supervisor.startProcessGroup("background")
     code = ("from chat.models import Message; print(Message.objects.get(room__slug=%r).moderated_by)" % room)
-    wait_for(lambda: site.shell(code).startswith("background:"), 30, "the scoring to catch up")
+    wait_for(lambda: site.shell(code).startswith("background/"), 30, "the scoring to catch up")

@@ -5,8 +5,8 @@ import signal
 
 import pytest
 
-from .client import Browser, receive_until
-from .servers import wait_for
+from harness.client import Browser, receive_until
+from harness.servers import wait_for
 
 
 def echo_on_a_new_socket(site, text):
@@ -102,7 +102,7 @@ def test_background_work_runs_only_in_the_background_pool(site, user):
     code = ("from chat.models import Message; "
             "print(Message.objects.get(room__slug='lobby', seq=%d).moderated_by)" % ack["id"])
     wait_for(lambda: site.shell(code) != "", 20, "the message to be moderated")
-    assert site.shell(code).startswith("background:")
+    assert site.shell(code).startswith("background/")
     for channel, pool in (("background.probe", "background"), ("diag.probe", "default")):
         for _ in range(3):
             result = site.manage("probe", channel)

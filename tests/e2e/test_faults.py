@@ -17,9 +17,9 @@ import pytest
 import websocket
 
 from .chatter import Chatter
-from .client import Browser
+from harness.client import Browser
 from .load import RESULTS, Load, check, percentile
-from .servers import Site, wait_for
+from harness.servers import Site, wait_for
 
 pytestmark = pytest.mark.faults
 

@@ -11,8 +11,8 @@ import pytest
 import redis
 import websocket
 
-from .client import Browser
-from .servers import REPO, Site
+from harness.client import Browser
+from harness.servers import REPO, Site
 
 
 # ---- against the shared deployments ----------------------------------------------------------
@@ -104,7 +104,7 @@ def test_supervised_redis_is_loopback_only(site):
     """The redis-server supervisord runs listens on 127.0.0.1 only, in protected mode."""
     if site.layout != "redis":
         pytest.skip("supervisord runs Redis only in the redis layout")
-    url = site.shell("from django.conf import settings; print(settings.REDIS_URLS[0])")
+    url = site.redis_url()
     client = redis.StrictRedis.from_url(url)
     assert client.config_get("bind")["bind"] == "127.0.0.1"
     assert client.config_get("protected-mode")["protected-mode"] == "yes"
@@ -139,7 +139,7 @@ def queued_text_visible(site, marker):
     supervisor = site.supervisor()
     supervisor.stopProcessGroup("realtime")
     try:
-        url = site.shell("from django.conf import settings; print(settings.REDIS_URLS[0])")
+        url = site.redis_url()
         client = redis.StrictRedis.from_url(url)
         layer_send = ("from channels import Channel; Channel('websocket.receive').send("
                       "{'reply_channel': 'x!y', 'path': '/ws/rooms/lobby/', 'order': 1, 'text': %r})" % marker)
@@ -152,7 +152,7 @@ def queued_text_visible(site, marker):
 def test_redis_password_and_encryption(secured_site):
     """With CHAT_REDIS_PASSWORD Redis refuses clients without it; with CHAT_LAYER_ENCRYPTION_KEYS no
     message text is readable in Redis while it waits there; and the chat still works."""
-    url = secured_site.shell("from django.conf import settings; print(settings.REDIS_URLS[0])")
+    url = secured_site.redis_url()
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     with pytest.raises(redis.exceptions.ResponseError, match="NOAUTH|Authentication"):
         redis.StrictRedis(host="127.0.0.1", port=port).get("anything")

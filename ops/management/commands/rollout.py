@@ -1,9 +1,9 @@
 """`manage.py rollout RELEASE` (`make rollout RELEASE=...`): staged restart of the worker pools onto a
 release, canaries first; exit status 1 when it aborted and rolled back."""
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from ops import releases, supervisor
-from ops.deployment import Deployment
 from ops.rollout import POOLS, Rollout, RolloutAborted
 
 
@@ -23,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
 
     def handle(self, *args, **options):
-        socket_path = Deployment().socket
+        socket_path = settings.CHAT_PATHS.supervisor_socket
         if not supervisor.alive(socket_path):
             raise SystemExit("error: no deployment is running from this checkout (start it with `make run`)")
         pools = [p for p in options["pools"].split(",") if p]

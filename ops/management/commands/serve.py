@@ -5,7 +5,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from ops.deployment import Deployment, DeploymentError, _die_with_parent
+from ops.deployment import Deployment, die_with_parent
+from ops.exceptions import DeploymentError
 
 
 class Command(BaseCommand):
@@ -16,27 +17,25 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         # make forwards SIGTERM but not SIGINT to its children; this covers make dying either way.
-        _die_with_parent()
+        die_with_parent()
         stopping = []
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, lambda *_: stopping.append(True))
         deployment = Deployment()
         try:
-            env = deployment.environment()
-            deployment.preflight(env)
-            deployment.prepare(env)
-            deployment.start(env)
+            deployment.start()
             self.wait(deployment, options["timeout"], stopping)
             self.stdout.write(
                 "Chat is up: http://127.0.0.1:%d  (layer %s; %d daphne; workers %d realtime, %d background, "
                 "%d default; logs in %s). Ctrl-C stops it all." % (
-                    settings.PORT, settings.LAYER, settings.DAPHNE_PROCS, settings.WORKERS_REALTIME,
-                    settings.WORKERS_BACKGROUND, settings.WORKERS_DEFAULT, deployment.log_dir))
+                    settings.CHAT_PORT, settings.CHAT_LAYER, settings.CHAT_DAPHNE_PROCS,
+                    settings.CHAT_WORKERS_REALTIME, settings.CHAT_WORKERS_BACKGROUND,
+                    settings.CHAT_WORKERS_DEFAULT, deployment.paths.log))
             self.stdout.flush()
             while not stopping and deployment.process.poll() is None:
                 time.sleep(0.2)
             if deployment.process.poll() is not None and not stopping:
-                raise DeploymentError("supervisord exited unexpectedly: see %s" % deployment.log_dir)
+                raise DeploymentError("supervisord exited unexpectedly: see %s" % deployment.paths.log)
         except DeploymentError as exc:
             raise SystemExit("error: %s" % exc)
         finally:

@@ -1,6 +1,6 @@
-"""Real processes for the end-to-end tests: Redis, PostgreSQL, and whole deployments, on free ports."""
+"""Real processes for the tests and the benchmarks: Redis, PostgreSQL, and whole deployments, on free
+ports."""
 import glob
-import hashlib
 import os
 import pwd
 import shutil
@@ -12,30 +12,13 @@ import tempfile
 import time
 import urllib.request
 
+from my_project.layers.ipc import remove_segments
+from my_project.paths import Paths
 from ops import supervisor
 from ops.deployment import processes_of
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable  # the project's virtualenv, which runs the tests
-
-
-def remove_ipc_segments(var_dir):
-    """Unlink the shared memory, semaphores and lock files of the IPC layer of a var dir, whoever
-    created them (a management command run against a stopped deployment creates them again)."""
-    remove_ipc_prefix("chat-" + hashlib.sha1(os.path.abspath(var_dir).encode()).hexdigest()[:10])
-
-
-def remove_ipc_prefix(prefix):
-    """Unlink every IPC segment, semaphore, lock file and doorbell directory whose name starts with
-    prefix-."""
-    for path in glob.glob("/dev/shm/%s-*" % prefix) + glob.glob("/dev/shm/sem.%s-*" % prefix):
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-            continue
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
 
 
 def free_port():
@@ -136,6 +119,7 @@ class Site(object):
 
     def __init__(self, **env):
         self.var_dir = tempfile.mkdtemp(prefix="chat-e2e-")
+        self.paths = Paths(self.var_dir)
         self.port = free_port()
         self.env = dict(os.environ)
         for key in [k for k in self.env if k.startswith("CHAT_")]:
@@ -146,7 +130,6 @@ class Site(object):
             "CHAT_PORT": str(self.port),
             "CHAT_GUNICORN_WORKERS": "1",
             "CHAT_POLL_HOLD": "3",  # the tests wait for held polls to expire
-            "PYTHONWARNINGS": "ignore:Python 3.7 is no longer supported",
         })
         self.env.update(env)
         self.process = None
@@ -188,8 +171,13 @@ class Site(object):
         with open(self.output) as out:
             return out.read()
 
+    def redis_url(self):
+        """The URL of the deployment's (first) Redis server, as its settings give it."""
+        return self.shell("from django.conf import settings; "
+                          "print(settings.CHANNEL_LAYERS['default']['CONFIG']['hosts'][0])")
+
     def supervisor(self):
-        return supervisor.connect(os.path.join(self.var_dir, "run", "supervisor.sock")).supervisor
+        return supervisor.connect(self.paths.supervisor_socket).supervisor
 
     def processes(self, group=None):
         infos = self.supervisor().getAllProcessInfo()
@@ -215,12 +203,12 @@ class Site(object):
 
     def leftovers(self):
         """Processes still alive that this deployment started."""
-        return processes_of(os.path.join(self.var_dir, "run"))
+        return processes_of(self.paths.run)
 
     def log_tails(self, lines=15):
         """The last lines of every log of this deployment, for the report of a failed run."""
         out = []
-        for path in sorted(glob.glob(os.path.join(self.var_dir, "log", "*.log"))):
+        for path in sorted(glob.glob(os.path.join(self.paths.log, "*.log"))):
             with open(path, errors="replace") as log:
                 tail = log.read().splitlines()[-lines:]
             out.append("==> %s <==\n%s" % (os.path.basename(path), "\n".join(tail)))
@@ -240,5 +228,7 @@ class Site(object):
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        remove_ipc_segments(self.var_dir)
+        # A management command run against the stopped deployment (a test's shell) makes its IPC
+        # layer's segments again.
+        remove_segments(self.paths.ipc_prefix)
         shutil.rmtree(self.var_dir, ignore_errors=True)

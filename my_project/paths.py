@@ -1,0 +1,51 @@
+"""Where one deployment keeps its files and sockets, and its machine-wide names: all derived from its
+var dir."""
+import hashlib
+import os
+
+
+class Paths(object):
+    """The files, directories and sockets of the deployment whose runtime state lives in `var_dir`.
+
+    The one home of these names: settings, the deployment's start-up (which hands them to
+    supervisord and nginx), the commands that talk to a running deployment and the test harness all
+    ask this class. Free of Django, so an interface server on another Python can use it too.
+    """
+
+    def __init__(self, var_dir):
+        self.var = os.path.abspath(var_dir)
+        self.run = os.path.join(self.var, "run")  # sockets and pid files: emptied at every start
+        self.log = os.path.join(self.var, "log")
+        self.static = os.path.join(self.var, "static")
+        self.releases = os.path.join(self.var, "releases")
+        self.database = os.path.join(self.var, "db.sqlite3")  # the default database
+        self.channel_sessions = os.path.join(self.var, "channel-sessions")
+        self.supervisor_socket = os.path.join(self.run, "supervisor.sock")
+        self.gunicorn_socket = os.path.join(self.run, "gunicorn.sock")
+        self.redis_conf = os.path.join(self.run, "redis.conf")
+        self.redis_data = os.path.join(self.var, "redis")
+        self.nginx_conf = os.path.join(self.var, "nginx.conf")  # rendered from the checkout's template
+        self.nginx_prefix = os.path.join(self.var, "nginx")  # nginx's temporary files
+
+    def daphne_socket(self, index):
+        """The Unix socket daphne number `index` listens on (nginx's upstream server)."""
+        return os.path.join(self.run, "daphne-%02d.sock" % index)
+
+    @property
+    def ipc_prefix(self):
+        """The IPC layer's names in the machine-wide shared memory: one set per deployment."""
+        return "chat-" + self._digest()[:10]
+
+    @property
+    def redis_port(self):
+        """The loopback port of the deployment's own redis-server (20000-29999: below the kernel's
+        ephemeral ports, so no outgoing connection holds it). Derived rather than picked free at
+        start, so every later command (`make status`, a rollout, the tests) knows it without asking
+        the running deployment; `manage.py serve` says so if another program holds it."""
+        return 20000 + int(self._digest()[:8], 16) % 10000
+
+    def _digest(self):
+        return hashlib.sha1(self.var.encode()).hexdigest()
+
+    def __repr__(self):
+        return "Paths(%r)" % self.var

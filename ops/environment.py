@@ -1,0 +1,49 @@
+"""The one environment every process of a deployment inherits: the caller's, plus what supervisord.conf reads."""
+import os
+import resource
+import sys
+
+from django.conf import settings
+
+from . import programs
+
+MAX_FDS = 65536
+
+
+def file_limit():
+    """Descriptors each process may hold (supervisord's minfds, nginx's worker_rlimit_nofile): each
+    WebSocket costs daphne one and nginx two. The hard limit, up to MAX_FDS."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return MAX_FDS if hard == resource.RLIM_INFINITY else min(MAX_FDS, hard)
+
+
+def environment(base=None):
+    """The environment `manage.py serve` gives supervisord, and supervisord every program: they all
+    compute the same settings from it. supervisord.conf cannot compute, so the values it uses are
+    spelled out here from the settings (the defaults included)."""
+    env = dict(os.environ if base is None else base)
+    paths = settings.CHAT_PATHS
+    path = [os.path.dirname(sys.executable)] + env.get("PATH", "").split(os.pathsep)
+    path += [d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin") if d not in path]  # nginx, redis
+    env.update({
+        "PATH": os.pathsep.join(path),
+        "CHAT_VAR_DIR": paths.var,
+        # Also the mark of every process of this deployment (deployment.processes_of).
+        "CHAT_RUN_DIR": paths.run,
+        "CHAT_LOG_DIR": paths.log,
+        "CHAT_SUPERVISOR_SOCKET": paths.supervisor_socket,
+        "CHAT_GUNICORN_SOCKET": paths.gunicorn_socket,
+        "CHAT_NGINX_CONF": paths.nginx_conf,
+        "CHAT_NGINX_PREFIX": paths.nginx_prefix,
+        "CHAT_REDIS_CONF": paths.redis_conf,
+        "CHAT_MINFDS": str(file_limit()),
+        "CHAT_DAPHNE_PROCS": str(settings.CHAT_DAPHNE_PROCS),
+        "CHAT_WORKERS_REALTIME": str(settings.CHAT_WORKERS_REALTIME),
+        "CHAT_WORKERS_BACKGROUND": str(settings.CHAT_WORKERS_BACKGROUND),
+        "CHAT_WORKERS_DEFAULT": str(settings.CHAT_WORKERS_DEFAULT),
+        "CHAT_GUNICORN_WORKERS": str(settings.CHAT_GUNICORN_WORKERS),
+    })
+    started = programs.started_here()
+    env.update({programs.start_variable(program): "true" if program in started else "false"
+                for program in programs.PROGRAMS})
+    return env
