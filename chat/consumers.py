@@ -14,6 +14,7 @@ from .ordering import ordered, release
 
 logger = logging.getLogger(__name__)
 
+
 @allowed_hosts_only
 @ordered
 @channel_session_user_from_http

@@ -181,7 +181,8 @@ LOGGING = {
     "formatters": {"plain": {
         "format": "%(asctime)s " + CHAT_POOL + "[%(process)d] %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()},
+    "root": {"handlers": ["console"],
+             "level": env.choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 

@@ -11,8 +11,8 @@ def handshake_headers(user=None, origin=None):
     if user is not None:
         browser.force_login(user)
     cookie = browser.cookies.get(settings.SESSION_COOKIE_NAME)
-    headers = [[b"cookie", ("%s=%s" % (settings.SESSION_COOKIE_NAME,
-                                      cookie.value if cookie else "")).encode()]]
+    headers = [[b"cookie", ("%s=%s" % (
+        settings.SESSION_COOKIE_NAME, cookie.value if cookie else "")).encode()]]
     if origin:
         headers.append([b"origin", origin.encode()])
     return headers

@@ -1,5 +1,4 @@
 """Channel sessions live next to the channel layer (files for IPC, Redis for Redis), not in the database."""
-import shutil
 import time
 from unittest import mock
 
@@ -10,6 +9,7 @@ from django.contrib.sessions.models import Session
 from django.test import override_settings
 
 from my_project.channel_sessions import FileBackend
+
 from .sockets import handshake_headers
 
 

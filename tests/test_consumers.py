@@ -223,7 +223,6 @@ class PresenceTests(ConsumerTestCase):
         second.send_and_consume("websocket.disconnect", path=ROOM)
         self.assertEqual([f for f in self.frames(self.client) if f["type"] == "presence"], [])
 
-
     def test_big_room_tells_only_the_joiner(self):
         """Past CHAT_PRESENCE_BROADCAST_MAX sockets a join is not broadcast (members² frames), but the
         joiner still learns who is online."""

@@ -1,16 +1,14 @@
 """Every channel layer the project configures passes asgiref's own conformance suite."""
-import shutil
-
-import pytest
 import os
+import shutil
 import signal
 import time
 
+import pytest
 from asgiref.conformance import ConformanceTestCase
 
-from my_project.layers import IPCChannelLayer, RedisChannelLayer
-
 from harness.servers import RedisServer
+from my_project.layers import IPCChannelLayer, RedisChannelLayer
 from my_project.layers.ipc import remove_segments
 
 needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None,

@@ -3,7 +3,6 @@ import itertools
 import logging
 import random
 import time
-
 from urllib.parse import urlsplit
 
 import asgi_redis

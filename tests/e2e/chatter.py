@@ -6,10 +6,7 @@ import threading
 import time
 import uuid
 
-import websocket
-
 from harness.client import Browser
-
 
 # At most this many messages in flight (sent, not acked), oldest first, each resent after RESEND
 # seconds without an ack: a client that blasts its whole backlog after a reconnect only fills the

@@ -1,14 +1,12 @@
 """Bad settings and a broken environment: one line saying what to do, nothing left running."""
-import os
 import socket
 import subprocess
 
 import pytest
 
+from harness.servers import REPO, Site, free_port
 from ops import preflight
 from ops.exceptions import DeploymentError
-
-from harness.servers import REPO, Site, free_port
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ import uuid
 import pytest
 import websocket
 
-from .chatter import Chatter
 from harness.client import Browser, receive_until
 from harness.servers import wait_for
+
+from .chatter import Chatter
 
 
 def new_room(site):
@@ -111,7 +112,6 @@ def test_workers_killed_mid_message_lose_nothing(site):
             time.sleep(0.02)
     threads = [threading.Thread(target=talk, args=(p,)) for p in people]
     [t.start() for t in threads]
-    supervisor = site.supervisor()
     for _ in range(3):
         time.sleep(0.5)
         victim = random.choice(site.processes("realtime"))

@@ -3,8 +3,6 @@ import json
 import os
 import signal
 
-import pytest
-
 from harness.client import Browser, receive_until
 from harness.servers import wait_for
 

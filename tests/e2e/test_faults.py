@@ -16,10 +16,12 @@ import uuid
 import pytest
 import websocket
 
-from .chatter import Chatter
 from harness.client import Browser
-from .load import RESULTS, Load, check, percentile
 from harness.servers import Site, wait_for
+from harness.stats import percentile
+
+from .chatter import Chatter
+from .load import RESULTS, Load, check
 
 pytestmark = pytest.mark.faults
 

@@ -14,8 +14,8 @@ import websocket
 from harness.client import Browser
 from harness.servers import REPO, Site
 
-
 # ---- against the shared deployments ----------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", ["/ws/rooms/lobby/", "/ws/echo/"])
 @pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://127.0.0.1.evil.example"])
@@ -179,6 +179,7 @@ def test_without_encryption_the_text_is_readable(site):
 # (DEBUG's own key announces itself as insecure-...).
 HARDCODED = re.compile(
     r"""(?i)(secret_key|password|passwd|token|api_key)["']?\s*[:=]\s*["'](?!insecure-)[^"'\s$]{16,}["']""")
+
 
 def test_no_secrets_in_the_repository():
     """No committed .env, key file or hard-coded secret; var/ and .env are ignored."""
