@@ -1,4 +1,6 @@
-"""Every channel layer the project configures passes asgiref's own conformance suite."""
+"""Every channel layer the project configures passes asgiref's own conformance suite, and answers
+the project's questions (send_batch, depths, check, clean-up, values)."""
+import glob
 import os
 import shutil
 import signal
@@ -7,9 +9,10 @@ import time
 import pytest
 from asgiref.conformance import ConformanceTestCase
 
-from harness.servers import RedisServer
-from my_project.layers import IPCChannelLayer, RedisChannelLayer
-from my_project.layers.ipc import remove_segments
+from harness.servers import RedisServer, free_port
+from my_project.layers import IPCChannelLayer, RedisChannelLayer, upstream
+from my_project.layers.base import LayerUnavailable
+from my_project.layers.ipc import SHM_DIR, remove_segments
 
 needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None,
                                  reason="redis-server is not installed (make test installs it)")
@@ -234,3 +237,62 @@ def test_send_batch_delivers_in_order_and_reports_full_channels(batch_layer):
 def test_send_batch_to_missing_groups_sends_nothing(batch_layer):
     """Groups without members (most long-poll groups) cost nothing and report nothing."""
     assert batch_layer.send_batch([("group_once", "nobody", {"n": 1}), ("group", "empty", {"n": 2})]) == []
+
+
+def test_depths_count_what_waits(batch_layer):
+    """depths() names every non-empty channel with its waiting messages (a process-local channel's
+    under its shared list)."""
+    batch_layer.send("d.one", {"n": 1})
+    batch_layer.send("d.one", {"n": 2})
+    batch_layer.send("t.local!x", {"n": 3})
+    assert batch_layer.depths() == {"d.one": 2, "t.local!": 1}
+
+
+def test_upstream_classes_answer_the_same_questions():
+    """The libraries' own classes (CHAT_LAYER_FLAVOR=upstream) report depths and clean up too."""
+    layer = upstream.IPCChannelLayer(prefix="chat-upstreamtest")
+    try:
+        layer.send("u.one", {"n": 1})
+        assert layer.depths() == {"u.one": 1}
+        layer.check()
+    finally:
+        layer.remove_storage()
+    assert glob.glob(os.path.join(SHM_DIR, "*chat-upstreamtest-*")) == []
+
+
+def test_ipc_remove_storage_unlinks_every_segment():
+    """A stopped deployment's IPC layer leaves no shared memory, semaphore, lock or doorbell behind."""
+    layer = IPCChannelLayer(prefix="chat-removetest")
+    layer.send("r.one", {"n": 1})
+    layer.doorbell.listen(["r.one"])
+    assert glob.glob(os.path.join(SHM_DIR, "chat-removetest-*"))
+    layer.remove_storage()
+    assert glob.glob(os.path.join(SHM_DIR, "*chat-removetest-*")) == []
+
+
+def test_an_unreachable_redis_is_named_without_its_password():
+    """check() says which server does not answer and what to do, and never prints its password."""
+    url = "redis://:hunter2@127.0.0.1:%d/0" % free_port()
+    with pytest.raises(LayerUnavailable) as raised:
+        RedisChannelLayer(hosts=[url], connection_kwargs={"decode_components": True}).check()
+    message = str(raised.value)
+    assert message.startswith("cannot reach Redis at %s" % url.replace("hunter2", "***"))
+    assert "hunter2" not in message and "CHAT_REDIS_URL" in message
+
+
+@needs_redis
+def test_redis_values_round_trip_with_expiry():
+    """Values sit on the shard their key hashes to, under their namespace, with a time to live;
+    creating an existing key fails."""
+    server = RedisServer().start()
+    try:
+        values = RedisChannelLayer(hosts=[server.url]).values("session")
+        assert values.set("k1", "value", 60, only_new=True)
+        assert not values.set("k1", "other", 60, only_new=True)
+        assert values.get("k1") == "value"
+        connection, name = values._where("k1")
+        assert name == "asgi:session:k1" and 0 < connection.ttl(name) <= 60
+        values.delete("k1")
+        assert values.get("k1") is None
+    finally:
+        server.close()
