@@ -31,29 +31,24 @@ def boolean(name, default=False):
 
 
 def integer(name, default, minimum=None, maximum=None):
+    return _numeric(name, default, int, "a whole number", minimum, maximum)
+
+
+def number(name, default, minimum=None, maximum=None):
+    return _numeric(name, default, float, "a number", minimum, maximum)
+
+
+def _numeric(name, default, convert, kind, minimum, maximum):
     value = raw(name)
     if value is None or value == "":
         return default
     try:
-        number = int(value)
+        result = convert(value)
     except ValueError:
-        raise ImproperlyConfigured("%s%s=%r is not a whole number" % (PREFIX, name, value))
-    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-        raise ImproperlyConfigured("%s%s=%d is out of range [%s, %s]" % (
-            PREFIX, name, number, minimum, "" if maximum is None else maximum))
-    return number
-
-
-def number(name, default, minimum=None):
-    value = raw(name)
-    if value is None or value == "":
-        return default
-    try:
-        result = float(value)
-    except ValueError:
-        raise ImproperlyConfigured("%s%s=%r is not a number" % (PREFIX, name, value))
-    if minimum is not None and result < minimum:
-        raise ImproperlyConfigured("%s%s=%s is below %s" % (PREFIX, name, value, minimum))
+        raise ImproperlyConfigured("%s%s=%r is not %s" % (PREFIX, name, value, kind))
+    if (minimum is not None and result < minimum) or (maximum is not None and result > maximum):
+        raise ImproperlyConfigured("%s%s=%s is out of range [%s, %s]" % (
+            PREFIX, name, result, minimum, "" if maximum is None else maximum))
     return result
 
 

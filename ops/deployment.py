@@ -11,7 +11,7 @@ from channels import DEFAULT_CHANNEL_LAYER, channel_layers
 from django.conf import settings
 
 from . import preflight, programs, releases, render, supervisor
-from .environment import environment
+from .environment import MARK, environment
 from .exceptions import DeploymentError
 
 logger = logging.getLogger(__name__)
@@ -25,8 +25,8 @@ def die_with_parent():
 
 def processes_of(run_dir):
     """Pids of live processes (this one aside) started for the deployment whose run dir this is:
-    they all carry CHAT_RUN_DIR in their environment, whatever became of their supervisord."""
-    marker = ("CHAT_RUN_DIR=%s" % run_dir).encode()
+    they all carry it in their environment (environment.MARK), whatever became of their supervisord."""
+    marker = ("%s=%s" % (MARK, run_dir)).encode()
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():

@@ -8,6 +8,9 @@ from django.conf import settings
 from . import programs
 
 MAX_FDS = 65536
+# Every process of a deployment carries this variable, set to its run dir (supervisord.conf puts its
+# pid file there): deployment.processes_of finds them all by it, whatever became of supervisord.
+MARK = "CHAT_RUN_DIR"
 
 
 def file_limit():
@@ -28,8 +31,7 @@ def environment(base=None):
     env.update({
         "PATH": os.pathsep.join(path),
         "CHAT_VAR_DIR": paths.var,
-        # Also the mark of every process of this deployment (deployment.processes_of).
-        "CHAT_RUN_DIR": paths.run,
+        MARK: paths.run,
         "CHAT_LOG_DIR": paths.log,
         "CHAT_SUPERVISOR_SOCKET": paths.supervisor_socket,
         "CHAT_GUNICORN_SOCKET": paths.gunicorn_socket,
