@@ -18,8 +18,9 @@ ifdef REDIS_URL
 export CHAT_REDIS_URL := $(REDIS_URL)
 endif
 export PYTHONDONTWRITEBYTECODE := 1
-# manage.py for the targets: CHAT_SECRET_KEY from the environment, else the one in var/secret_key.
-MANAGE = CHAT_SECRET_KEY="$${CHAT_SECRET_KEY:-$$(cat var/secret_key)}" $(PY) manage.py
+MANAGE := $(PY) manage.py
+# Before a recipe's manage.py commands: CHAT_SECRET_KEY from the environment, else var/secret_key's.
+WITH_SECRET = export CHAT_SECRET_KEY="$${CHAT_SECRET_KEY:-$$(cat var/secret_key)}";
 
 .PHONY: help venv os-deps run stop ctl status rollout lint test bench freeze clean
 
@@ -48,21 +49,21 @@ var/secret_key:
 
 run: OS_PACKAGES := nginx redis
 run: $(STAMP) os-deps var/secret_key
-	@$(MANAGE) migrate -v0 --noinput && $(MANAGE) collectstatic -v0 --noinput && exec $(MANAGE) serve
+	@$(WITH_SECRET) $(MANAGE) migrate -v0 --noinput && $(MANAGE) collectstatic -v0 --noinput && exec $(MANAGE) serve
 
 stop: $(STAMP) var/secret_key
-	@$(MANAGE) ctl shutdown
+	@$(WITH_SECRET) $(MANAGE) ctl shutdown
 
 ctl: $(STAMP) var/secret_key
-	@$(MANAGE) ctl $(ARGS)
+	@$(WITH_SECRET) $(MANAGE) ctl $(ARGS)
 
 rollout: $(STAMP) var/secret_key
 	@test -n "$(RELEASE)" || { echo "error: name the release: make rollout RELEASE=name [ROLLOUT_ARGS=--dry-run]"; exit 2; }
-	@$(MANAGE) release list | grep -qw "$(RELEASE)" || $(MANAGE) release create "$(RELEASE)"; \
+	@$(WITH_SECRET) $(MANAGE) release list | grep -qw "$(RELEASE)" || $(MANAGE) release create "$(RELEASE)"; \
 	$(MANAGE) rollout "$(RELEASE)" $(ROLLOUT_ARGS)
 
 status: $(STAMP) var/secret_key
-	@$(MANAGE) status
+	@$(WITH_SECRET) $(MANAGE) status
 
 lint: $(STAMP)
 	$(PY) -m flake8

@@ -34,7 +34,9 @@ class Command(BaseCommand):
             self.stdout.flush()
             while not stopping and deployment.process.poll() is None:
                 time.sleep(0.2)
-            if deployment.process.poll() is not None and not stopping:
+            if deployment.process.poll() == 0 and not stopping:  # `make stop` shut it down
+                self.stdout.write("supervisord was shut down (`make stop`).")
+            elif deployment.process.poll() is not None and not stopping:
                 raise DeploymentError("supervisord exited unexpectedly: see %s" % deployment.paths.log)
         except DeploymentError as exc:
             raise SystemExit("error: %s" % exc)
