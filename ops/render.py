@@ -8,8 +8,8 @@ from django.conf import settings
 from .environment import file_limit
 from .exceptions import DeploymentError
 
-TEMPLATE = os.path.join(settings.BASE_DIR, "nginx.conf")
-PROXY_HEADERS = os.path.join(settings.BASE_DIR, "nginx-proxy.conf")  # included as it is
+TEMPLATE = "nginx.conf"  # in the checkout
+PROXY_HEADERS = "nginx-proxy.conf"  # in the checkout, included as it is
 PLACEHOLDER = re.compile(r"\{\{ *([a-z_]+) *\}\}")
 
 
@@ -25,7 +25,7 @@ def nginx_values():
         "log_dir": paths.log,
         "temp_dir": paths.nginx_prefix,
         "static_dir": paths.static,
-        "proxy_headers": PROXY_HEADERS,
+        "proxy_headers": checkout_file(PROXY_HEADERS),
         "port": str(settings.CHAT_PORT),
         "gunicorn_socket": paths.gunicorn_socket,
         "daphne_servers": "\n".join(
@@ -34,6 +34,10 @@ def nginx_values():
         # Above the 25 s hold and daphne's --http-timeout: daphne answers first.
         "poll_read_timeout": "%ds" % (settings.CHAT_HTTP_TIMEOUT + 15),
     }
+
+
+def checkout_file(name):
+    return os.path.join(settings.BASE_DIR, name)
 
 
 def nginx_conf(template_text):
@@ -63,7 +67,7 @@ def write(started):
     names = {program.name for program in started}
     if "nginx" in names:
         os.makedirs(paths.nginx_prefix, exist_ok=True)
-        with open(TEMPLATE) as template:
+        with open(checkout_file(TEMPLATE)) as template:
             text = nginx_conf(template.read())
         with open(paths.nginx_conf, "w") as rendered:
             rendered.write(text)

@@ -9,13 +9,13 @@ from ops.exceptions import DeploymentError
 
 def test_the_template_is_filled_in_completely():
     """Every placeholder of nginx.conf is replaced: the daphne sockets, the port, the paths."""
-    with open(render.TEMPLATE) as template:
+    with open(render.checkout_file(render.TEMPLATE)) as template:
         text = render.nginx_conf(template.read())
     assert "{{" not in text and "}}" not in text
     assert "listen 127.0.0.1:%d;" % settings.CHAT_PORT in text
     for n in range(settings.CHAT_DAPHNE_PROCS):
         assert "server unix:%s max_fails=0;" % settings.CHAT_PATHS.daphne_socket(n) in text
-    assert "include %s;" % render.PROXY_HEADERS in text
+    assert "include %s;" % render.checkout_file(render.PROXY_HEADERS) in text
 
 
 def test_an_unknown_placeholder_is_named():
