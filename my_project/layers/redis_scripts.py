@@ -199,29 +199,28 @@ class Scripts(object):
     script's arguments (in the order of the tuples above) and runs it on one shard's client."""
 
     def __init__(self, layer):
-        self.layer = layer
+        self.expiry = layer.expiry
         register = layer.connection(0).register_script
         self._pop = register(LUA_POP)
         self._members = register(LUA_GROUP_MEMBERS)
         self._send = register(LUA_SEND)
         self._batch = register(LUA_BATCH)
+        # What LUA_PUSH takes is fixed for the layer but the stamp, which comes last: built once.
+        assert PUSH_ARGS[-1] == "stamp"
+        self._push_fixed = self._args(PUSH_ARGS[:-1], {
+            "expiry": layer.expiry, "channel_ttl": layer.channel_statistics_expiry,
+            "global_ttl": layer.global_statistics_expiry, "prefix": layer.prefix,
+            "stats": layer.stats_prefix})
+        # LUA_PUSH's KEYS: the layer's global counters.
+        self._stat_keys = [layer._stat_key(layer.global_stats_key, stat)
+                           for stat in (layer.STAT_MESSAGES_COUNT, layer.STAT_CHANNEL_FULL)]
 
     @staticmethod
     def _args(names, values):
         return [values[name] for name in names]
 
     def _push_args(self):
-        layer = self.layer
-        return self._args(PUSH_ARGS, {
-            "expiry": layer.expiry, "channel_ttl": layer.channel_statistics_expiry,
-            "global_ttl": layer.global_statistics_expiry, "prefix": layer.prefix,
-            "stats": layer.stats_prefix, "stamp": stamp(layer.expiry)})
-
-    def _stat_keys(self):
-        """LUA_PUSH's KEYS: the layer's global counters."""
-        layer = self.layer
-        return [layer._stat_key(layer.global_stats_key, stat)
-                for stat in (layer.STAT_MESSAGES_COUNT, layer.STAT_CHANNEL_FULL)]
+        return self._push_fixed + [stamp(self.expiry)]
 
     def pop(self, client, list_keys):
         """[list key, item] of the first live message of the lists, or None."""
@@ -236,7 +235,7 @@ class Scripts(object):
         args = self._push_args()
         for target in targets:
             args += target
-        return self._send(keys=self._stat_keys(), args=args, client=client)
+        return self._send(keys=self._stat_keys, args=args, client=client)
 
     def batch(self, client, cutoff, capacities, entries):
         """Run [(kind, channel name or group key, body, capacity)] with the lists' capacities
@@ -246,7 +245,7 @@ class Scripts(object):
             args += pair
         for kind, name, body, capacity in entries:
             args += [BATCH_CODES[kind], name, body, capacity]
-        full, unknown = self._batch(keys=self._stat_keys(), args=args, client=client)
+        full, unknown = self._batch(keys=self._stat_keys, args=args, client=client)
         return full, unknown
 
 
