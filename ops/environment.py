@@ -5,7 +5,7 @@ import sys
 
 from django.conf import settings
 
-from . import programs
+from . import programs, releases
 
 MAX_FDS = 65536
 # Every process of a deployment carries this variable, set to its run dir (supervisord.conf puts its
@@ -38,6 +38,7 @@ def environment(base=None):
         "CHAT_NGINX_CONF": paths.nginx_conf,
         "CHAT_NGINX_PREFIX": paths.nginx_prefix,
         "CHAT_REDIS_CONF": paths.redis_conf,
+        "CHAT_CURRENT_RELEASE_LINK": releases.current_link(),  # bin/in-release starts workers there
         "CHAT_MINFDS": str(file_limit()),
         "CHAT_DAPHNE_PROCS": str(settings.CHAT_DAPHNE_PROCS),
         "CHAT_WORKERS_REALTIME": str(settings.CHAT_WORKERS_REALTIME),
