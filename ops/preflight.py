@@ -28,11 +28,11 @@ def check(env, started):
         if program.binary:
             binary(program.binary, env["PATH"], program.package)
     if "nginx" in names:
-        free("port %d is in use: stop what listens there or pick another (PORT=%d make run)",
-             settings.CHAT_PORT, settings.CHAT_PORT + 1)
+        free(settings.CHAT_PORT, "port %d is in use: stop what listens there or pick another "
+             "(PORT=%d make run)" % (settings.CHAT_PORT, settings.CHAT_PORT + 1))
     if "redis" in names:
-        free("port %d, where this deployment runs its redis-server, is in use: stop what listens "
-             "there, or give CHAT_REDIS_URL", paths.redis_port)
+        free(paths.redis_port, "port %d, where this deployment runs its redis-server, is in use: "
+             "stop what listens there, or give CHAT_REDIS_URL" % paths.redis_port)
     if not settings.CHAT_LAYER_SERVER:  # a server of the deployment's own is not up yet
         try:
             channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer.check()
@@ -51,14 +51,14 @@ def binary(name, path, package):
     return found
 
 
-def free(problem, port, *more):
-    """DeploymentError(problem % (port, *more)) when a loopback port cannot be bound."""
+def free(port, problem):
+    """DeploymentError(problem) when a loopback port cannot be bound."""
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is fine
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
-            raise DeploymentError(problem % ((port,) + more))
+            raise DeploymentError(problem)
 
 
 def check_database():

@@ -3,29 +3,31 @@ import collections
 
 from django.conf import settings
 
-Program = collections.namedtuple("Program", "name binary package")
-Program.__doc__ = """A supervisord program: `binary`, when not None, must be on PATH (apt `package`)."""
+Program = collections.namedtuple("Program", "name binary package layer_server")
+Program.__doc__ = """A supervisord program: `binary`, when not None, must be on PATH (apt `package`);
+a `layer_server` runs only where it is the layer's own (settings.CHAT_LAYER_SERVER)."""
+Program.__new__.__defaults__ = (None, None, False)  # binary, package, layer_server
 
 # In supervisord.conf's order. supervisord starts a program when CHAT_START_<NAME> says so
 # (environment.py sets it from started_here()).
 PROGRAMS = (
-    Program("redis", "redis-server", "redis-server"),
-    Program("daphne", None, None),
-    Program("workers-realtime", None, None),
-    Program("workers-background", None, None),
-    Program("workers-default", None, None),
-    Program("delay", None, None),
-    Program("gunicorn", None, None),
+    Program("redis", "redis-server", "redis-server", layer_server=True),
+    Program("daphne"),
+    Program("workers-realtime"),
+    Program("workers-background"),
+    Program("workers-default"),
+    Program("delay"),
+    Program("gunicorn"),
     Program("nginx", "nginx", "nginx-light"),
 )
 
 
 def started_here():
-    """The programs this deployment starts: all of them on one machine, except a layer server
-    (redis) that is not the deployment's own (CHAT_LAYER_SERVER). The one place that decides what
-    runs where: per-host roles choose their programs here."""
+    """The programs this deployment starts: all of them on one machine, but a layer server only
+    when it is the deployment's own (CHAT_LAYER_SERVER). The one place that decides what runs
+    where: per-host roles choose their programs here."""
     return [program for program in PROGRAMS
-            if program.name != "redis" or settings.CHAT_LAYER_SERVER == program.name]
+            if not program.layer_server or settings.CHAT_LAYER_SERVER == program.name]
 
 
 def start_variable(program):

@@ -1,7 +1,4 @@
 """What the project asks of a channel layer beyond ASGI v1: batched sends, depths, clean-up, a check."""
-import logging
-
-logger = logging.getLogger(__name__)
 
 # The kinds of send in a batch: [(kind, name, message)].
 CHANNEL = "channel"  # a send to one channel; the names of full ones are returned

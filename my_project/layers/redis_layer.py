@@ -127,7 +127,7 @@ class RedisChannelLayer(RedisQuestions, asgi_redis.RedisChannelLayer):
         """Every member below capacity gets it, the full ones drop (the groups extension allows
         that): one round trip with one server, whatever the group's size (upstream: two per
         member); with several, one to read the members and one per shard they are on."""
-        assert self.valid_group_name(group), "Group name not valid"
+        self.assert_group(GROUP, group)
         if self.ring_size == 1:
             self.send_batch([(GROUP, group, message)])
             return
