@@ -69,8 +69,14 @@ lint: $(STAMP)
 	$(PY) -m flake8
 	$(PY) -m isort --check-only --diff --quiet .
 
+# The WebSocket protocol fuzzer (Autobahn|Testsuite) runs on Python 2.7, in a virtualenv of its own.
+AUTOBAHN := tests/autobahn/venv
+$(AUTOBAHN)/.installed: tests/autobahn/requirements.txt tests/autobahn/maker.txt bin/setup-autobahn
+	@bin/setup-autobahn $(AUTOBAHN)
+	@touch $@
+
 test: OS_PACKAGES := nginx redis postgresql chromium chromedriver
-test: $(STAMP) os-deps lint
+test: $(STAMP) os-deps lint $(AUTOBAHN)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 BENCH_VENV := bench/venv

@@ -43,9 +43,9 @@ def ws_receive(message, slug):
     if room is None:  # a frame of a socket refused at the handshake: nothing to answer
         return
     try:
-        ratelimit.spend(message.channel_session)
         frame = protocol.parse(message.content.get("text"))
         if frame["type"] == "ping":
+            ratelimit.spend(message.channel_session)
             Presence.objects.filter(reply_channel=message.reply_channel.name).update(seen=timezone.now())
             # Joining again is idempotent and refreshes the membership: a socket whose group entry
             # was lost (a Redis restart without persistence) is back in the room within one ping.
@@ -58,7 +58,18 @@ def ws_receive(message, slug):
 
 
 def _post(message, room, frame):
-    stored, created = Message.post(room, message.user, frame["client_id"], frame["text"])
+    session, client_id = message.channel_session, frame["client_id"]
+    try:
+        ratelimit.admit(session, client_id)
+    except ClientError:
+        # A resend of a message stored already is answered whatever the rate: it stores nothing.
+        stored = Message.stored(message.user, client_id)
+        if stored is None:
+            raise
+        ratelimit.forgive(session, client_id)
+        created = False
+    else:
+        stored, created = Message.post(room, message.user, client_id, frame["text"])
     # Committed: the broadcast, the ack, the long polls' answer and the moderation job leave at once
     # (channels would hold them until the consumer returns), in one layer round trip.
     # A resend is broadcast again too: the first try may have died between storing and sending.

@@ -5,6 +5,9 @@ from django.conf import settings
 
 from .exceptions import ClientError
 
+# The WebSocket subprotocol naming this version of the frames (the page offers it; daphne accepts
+# the versions in CHAT_WS_PROTOCOLS).
+VERSION = "chat.v1"
 MAX_FRAME_BYTES = 16 * 1024
 MAX_DEPTH = 8
 MAX_CLIENT_ID = 64
@@ -55,15 +58,18 @@ def parse(text):
 
 
 def validate_message(frame):
-    """The message fields of a frame (or form), checked; ClientError names the first problem."""
-    text = frame.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise ClientError("invalid_text", "text must be a non-empty string")
-    limit = settings.CHAT_MESSAGE_MAX_LENGTH
-    if len(text) > limit:
-        raise ClientError("text_too_long", "text is limited to %d characters" % limit)
+    """The message fields of a frame (or form), checked; ClientError names the first problem, and
+    the message's client_id when that one is valid."""
     client_id = frame.get("client_id")
     if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID:
+        client_id = None
+    text = frame.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ClientError("invalid_text", "text must be a non-empty string", client_id)
+    limit = settings.CHAT_MESSAGE_MAX_LENGTH
+    if len(text) > limit:
+        raise ClientError("text_too_long", "text is limited to %d characters" % limit, client_id)
+    if client_id is None:
         raise ClientError("invalid_client_id", "client_id must be a string of 1-%d characters" % MAX_CLIENT_ID)
     return {"type": "message", "text": text, "client_id": client_id}
 

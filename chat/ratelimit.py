@@ -1,4 +1,5 @@
-"""A token bucket per socket, kept in its channel session."""
+"""A token bucket per socket, kept in its channel session, and the send order it keeps across refusals."""
+import math
 import time
 
 from django.conf import settings
@@ -6,17 +7,55 @@ from django.conf import settings
 from .exceptions import ClientError
 
 KEY = "chat_rate"
+# The client_id of the message refused first: the socket's later messages wait until it comes again.
+REFUSED = "chat_refused"
 
 
-def spend(session, now=None):
-    """Take one token for a frame, or raise ClientError("rate_limited")."""
+def spend(session, client_id=None, now=None):
+    """Take one token for a frame, or raise ClientError("rate_limited") with the wait for the next."""
     now = time.time() if now is None else now
+    tokens = _tokens(session, now)
+    if tokens < 1:
+        session[KEY] = (tokens, now)
+        raise _limited(client_id, tokens)
+    session[KEY] = (tokens - 1, now)
+
+
+def admit(session, client_id, now=None):
+    """Let a message through in the order its socket sent it, or raise ClientError("rate_limited").
+
+    A message refused for want of a token is remembered: every later message of the socket is
+    refused too (spending nothing) until that one is sent again. A client that, after a refusal,
+    waits retry_after_ms and resends its unacked messages in the order it first sent them therefore
+    gets them stored in that order, each once."""
+    now = time.time() if now is None else now
+    refused = session.get(REFUSED)
+    if refused is not None and client_id != refused:
+        raise _limited(client_id, _tokens(session, now), waiting_for=refused)
+    try:
+        spend(session, client_id, now)
+    except ClientError:
+        session[REFUSED] = client_id
+        raise
+    session.pop(REFUSED, None)
+
+
+def forgive(session, client_id):
+    """The refused message turned out to be stored already (a resend): nothing waits for it."""
+    if session.get(REFUSED) == client_id:
+        del session[REFUSED]
+
+
+def _tokens(session, now):
     burst, rate = settings.CHAT_RATE_BURST, settings.CHAT_RATE_PER_SECOND
     tokens, at = session.get(KEY, (burst, now))
     # max(): workers on other machines may have clocks a little behind the one that wrote this
-    tokens = min(burst, tokens + max(0.0, now - at) * rate)
-    if tokens < 1:
-        session[KEY] = (tokens, now)
-        raise ClientError("rate_limited", "too many frames: at most %d at once, then %g per second"
-                          % (burst, rate))
-    session[KEY] = (tokens - 1, now)
+    return min(burst, tokens + max(0.0, now - at) * rate)
+
+
+def _limited(client_id, tokens, **fields):
+    burst, rate = settings.CHAT_RATE_BURST, settings.CHAT_RATE_PER_SECOND
+    return ClientError(
+        "rate_limited", "too many frames: at most %d at once, then %g per second" % (burst, rate), client_id,
+        # round(): 0.6 token at 4 per second is 150 ms, not the 151 of float noise
+        retry_after_ms=int(math.ceil(round(max(0.0, 1 - tokens) / rate * 1000, 3))), **fields)

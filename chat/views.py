@@ -43,6 +43,7 @@ def room_detail(request, slug):
         "history_json": json.dumps([m.as_frame() for m in history]).replace("<", "\\u003c")
         .replace(">", "\\u003e").replace("&", "\\u0026"),
         "max_length": settings.CHAT_MESSAGE_MAX_LENGTH,
+        "ws_protocol": protocol.VERSION,
     })
 
 

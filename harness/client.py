@@ -72,12 +72,13 @@ class Browser(object):
     def cookie_header(self):
         return "; ".join("%s=%s" % (c.name, c.value) for c in self.jar)
 
-    def websocket(self, path, origin=None, timeout=10):
-        """An open websocket-client connection carrying this browser's cookies."""
+    def websocket(self, path, origin=None, timeout=10, **options):
+        """An open websocket-client connection carrying this browser's cookies (options: e.g.
+        subprotocols=[...])."""
         url = "ws" + self.base_url[len("http"):] + path
         return websocket.create_connection(
             url, timeout=timeout, cookie=self.cookie_header(),
-            origin=origin if origin is not None else self.base_url)
+            origin=origin if origin is not None else self.base_url, **options)
 
 
 def receive_until(ws, predicate, limit=50):

@@ -162,6 +162,10 @@ CHAT_WORKERS_DEFAULT = env.integer("WORKERS_DEFAULT", 1, minimum=1, maximum=64)
 CHAT_GUNICORN_WORKERS = env.integer("GUNICORN_WORKERS", 2, minimum=1, maximum=64)
 # How long daphne waits for a worker's answer to an HTTP request before it answers 503.
 CHAT_HTTP_TIMEOUT = env.integer("HTTP_TIMEOUT", 60, minimum=30)
+# WebSocket subprotocols daphne selects (the first a client offers that is listed here): the
+# versions of chat/protocol.py's frames this site speaks (chat.protocol.VERSION). Channels 1.x's
+# runserver reads CHANNELS_WS_PROTOCOLS for the same; daphne's command line has --ws-protocol.
+CHAT_WS_PROTOCOLS = env.strings("WS_PROTOCOLS", ["chat.v1"])
 
 # ---- Chat ----------------------------------------------------------------------------------
 CHAT_MESSAGE_MAX_LENGTH = env.integer("MESSAGE_MAX_LENGTH", 2000, minimum=1)

@@ -3,6 +3,7 @@ import logging
 
 from daphne.http_protocol import WebRequest
 from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import reactor
 from twisted.web import http
 
@@ -10,12 +11,15 @@ logger = logging.getLogger(__name__)
 
 
 class LimitedServer(Server):
-    """daphne.server.Server whose WebSocket frames and messages have a size limit.
+    """daphne.server.Server whose WebSocket frames and messages have a size limit, answered by a
+    closing handshake, and whose empty WebSocket messages are sent.
 
     Daphne 1.4 leaves autobahn's limits at 0 (unlimited): one client could make a daphne buffer a
     frame of any size before the application's own 16 KiB check sees it, and nginx cannot look
-    inside WebSocket frames. The factory only exists once run() has started, so the limit is applied
-    as the reactor starts, before any connection is accepted.
+    inside WebSocket frames. autobahn fails a connection by dropping it (failByDrop): a frame over
+    the limit got a TCP reset; RFC 6455 (7.1.7, 7.4.1) wants close code 1009 and a closing handshake.
+    The factory only exists once run() has started, so it is configured as the reactor starts,
+    before any connection is accepted.
     """
 
     def __init__(self, *args, **kwargs):
@@ -28,7 +32,9 @@ class LimitedServer(Server):
 
     def configure_factory(self):
         self.factory.ws_factory.setProtocolOptions(
-            maxFramePayloadSize=self.max_message_bytes, maxMessagePayloadSize=self.max_message_bytes)
+            maxFramePayloadSize=self.max_message_bytes, maxMessagePayloadSize=self.max_message_bytes,
+            failByDrop=False)
+        self.factory.dispatch_reply = send_empty_messages(self.factory)
         logger.info("WebSocket frames and messages limited to %d bytes", self.max_message_bytes)
         # twisted formats a combined-log line for every request into its own logger, which nothing
         # here observes (nginx keeps the access log): a few percent of daphne's time per page.
@@ -41,6 +47,27 @@ class LimitedServer(Server):
                 protocol.requestFactory = AnsweredRequest
             return protocol
         self.factory.buildProtocol = build_protocol
+
+
+def send_empty_messages(factory):
+    """factory.dispatch_reply, sending the WebSocket messages daphne 1.4 drops: it tests a reply's
+    "text" and "bytes" for truth, so an empty text or binary message (an echo of one) never went out.
+    The rest of the reply (accept before, close after) is still daphne's to handle, in its order."""
+    dispatch = factory.dispatch_reply
+
+    def dispatch_reply(channel, message):
+        protocol = factory.reply_protocols.get(channel)
+        empty = [(key, key == "bytes") for key in ("bytes", "text") if message.get(key) in (b"", "")]
+        if not empty or not isinstance(protocol, WebSocketProtocol) or message.get("accept") is False:
+            return dispatch(channel, message)
+        if message.get("accept"):
+            dispatch(channel, {"accept": True})
+        for key, binary in empty:
+            protocol.serverSend(message[key], binary)
+        rest = {key: value for key, value in message.items() if key not in ("accept", "bytes", "text")}
+        if rest:  # close
+            dispatch(channel, rest)
+    return dispatch_reply
 
 
 class AnsweredRequest(WebRequest):

@@ -141,12 +141,13 @@ class BadInputTests(ConsumerTestCase):
         super(BadInputTests, self).setUp()
         self.frames(self.client)
 
-    def assert_error(self, text, code):
+    def assert_error(self, text, code, client_id=None):
         self.say(self.client, text)
         frames = self.frames(self.client)
         self.assertEqual([f["type"] for f in frames], ["error"], frames)
         self.assertEqual(frames[0]["code"], code)
         self.assertTrue(frames[0]["detail"])
+        self.assertEqual(frames[0].get("client_id"), client_id)
         self.assertEqual(Message.objects.count(), 0)
         # still usable
         self.say(self.client, {"type": "ping"})
@@ -172,11 +173,13 @@ class BadInputTests(ConsumerTestCase):
                       {"type": "message", "text": "   ", "client_id": "a"},
                       {"type": "message", "text": 5, "client_id": "a"},
                       {"type": "message", "text": ["x"], "client_id": "a"}):
-            self.assert_error(frame, "invalid_text")
+            self.assert_error(frame, "invalid_text", client_id="a")
+        self.assert_error({"type": "message", "text": "", "client_id": ""}, "invalid_text")
 
     def test_text_over_the_limit(self):
-        """text longer than CHAT_MESSAGE_MAX_LENGTH: text_too_long."""
-        self.assert_error({"type": "message", "text": "x" * 2001, "client_id": "a"}, "text_too_long")
+        """text longer than CHAT_MESSAGE_MAX_LENGTH: text_too_long, naming the message."""
+        self.assert_error({"type": "message", "text": "x" * 2001, "client_id": "a"}, "text_too_long",
+                          client_id="a")
 
     def test_bad_client_id(self):
         """client_id missing, empty, not a string or too long: invalid_client_id."""
@@ -248,6 +251,33 @@ class FloodTests(ConsumerTestCase):
         self.assertEqual({f["code"] for f in errors}, {"rate_limited"})
         self.assertEqual(Message.objects.count(), 30 - len(errors))
         self.assertGreaterEqual(len(errors), 5)
+        self.assertTrue(all(f["client_id"].startswith("f") and f["retry_after_ms"] > 0 for f in errors))
         with mock.patch("chat.ratelimit.time.time", return_value=time.time() + 60):
             self.say(self.client, {"type": "ping"})
         self.assertEqual(self.frames(self.client), [{"type": "pong"}])
+
+    def test_a_client_that_resends_in_order_keeps_its_order(self):
+        """A client keeping its unacked messages and, after each rate_limited, waiting retry_after_ms
+        and resending them in the order it first sent them gets every message stored once, in that
+        order, though tokens come back while refused ones wait."""
+        self.frames(self.client)
+        outbox = ["p%02d" % n for n in range(40)]
+        clock = [time.time()]
+        with mock.patch("chat.ratelimit.time.time", side_effect=lambda: clock[0]):
+            for _ in range(200):
+                if not outbox:
+                    break
+                wait = 0
+                for client_id in list(outbox[:10]):  # at most 10 in flight, oldest first
+                    self.say(self.client, {"type": "message", "text": client_id, "client_id": client_id})
+                    clock[0] += 0.05
+                    for frame in self.frames(self.client):
+                        if frame["type"] == "ack" and frame["client_id"] in outbox:
+                            outbox.remove(frame["client_id"])
+                        elif frame["type"] == "error":
+                            self.assertEqual(frame["code"], "rate_limited")
+                            wait = max(wait, frame["retry_after_ms"])
+                clock[0] += wait / 1000.0
+        self.assertEqual(outbox, [])
+        stored = list(Message.objects.order_by("seq").values_list("client_id", flat=True))
+        self.assertEqual(stored, ["p%02d" % n for n in range(40)])

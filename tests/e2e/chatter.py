@@ -1,5 +1,6 @@
 """A reference chat client in Python, speaking the same protocol as the page's client.js: an outbox
-resent until acked (across reconnects), dedupe by id, catch-up by id on connect and on a gap."""
+resent until acked (across reconnects), in order after a rate_limited pause, dedupe by id, catch-up by
+id on connect and on a gap."""
 import collections
 import json
 import threading
@@ -29,6 +30,8 @@ class Chatter(object):
         self.seen = {}          # id -> frame
         self.raw_duplicates = 0  # frames for an id already seen (resends are broadcast again)
         self.errors = []
+        self.rejected = {}      # client_id -> error code, for messages the server will never take
+        self.paused_until = 0.0  # after rate_limited: nothing is sent before this
         self.reconnects = 0
         self.ws = None
         self.reader = None
@@ -86,6 +89,21 @@ class Chatter(object):
                 self._acked(frame["client_id"], frame["id"])
             elif frame["type"] == "error":
                 self.errors.append(frame)
+                if frame["code"] == "rate_limited":
+                    self._pause(frame["retry_after_ms"] / 1000.0)
+                elif frame.get("client_id") in self.outbox:  # refused for good: sending again won't help
+                    self.rejected[frame["client_id"]] = frame["code"]
+                    del self.outbox[frame["client_id"]]
+
+    def _pause(self, seconds):
+        """The README's duty under rate limits: send nothing for retry_after_ms, then resend every
+        unacked message in the order first sent (the server refuses later ones until it has the
+        refused one again)."""
+        self.paused_until = max(self.paused_until, time.time() + seconds)
+        self.transmitted.clear()
+        timer = threading.Timer(max(0.0, self.paused_until - time.time()), self.flush)
+        timer.daemon = True
+        timer.start()
 
     def _see(self, frame):
         if frame["id"] in self.seen:
@@ -127,6 +145,8 @@ class Chatter(object):
         """Send the oldest unacked messages, at most WINDOW in flight, again after RESEND seconds."""
         now = time.time()
         with self.lock:
+            if now < self.paused_until:
+                return
             due = []
             for client_id, text in list(self.outbox.items())[:WINDOW]:
                 if now - self.transmitted.get(client_id, 0) > RESEND:

@@ -1,9 +1,10 @@
 /* The room page's client: WebSocket with reconnect and backoff, an outbox of unacked messages that
- * survives reconnects and reloads, catch-up by id, presence, and a long-poll fallback.
- * Every text goes into the page through textContent, never as HTML. */
+ * survives reconnects and reloads (resent in order after a rate_limited pause), catch-up by id,
+ * presence, and a long-poll fallback. Every text goes into the page through textContent, never as HTML. */
 (function () {
   "use strict";
   var room = window.CHAT_ROOM, me = window.CHAT_USER;
+  var maxLength = window.CHAT_MAX_LENGTH, protocol = window.CHAT_PROTOCOL;
   var list = document.getElementById("messages");
   var statusEl = document.getElementById("status");
   var presenceEl = document.getElementById("presence");
@@ -17,6 +18,7 @@
   // ack: a backlog after a long disconnect trickles out instead of flooding the server's queues.
   var WINDOW = 10, RESEND = 5000;
   var ws = null, failures = 0, everOpen = false, mode = "ws", pingTimer = null, resendTimer = null;
+  var pausedUntil = 0;      // after rate_limited: nothing is sent before this (ms since the epoch)
   var catchingUp = false, catchUpAgain = false;
 
   function load() {
@@ -79,6 +81,31 @@
     list.appendChild(li);
   }
 
+  // A message the server refused for good (text_too_long, invalid_text): shown as failed, not resent.
+  function failed(clientId, detail) {
+    if (!(clientId in outbox)) { return; }
+    delete outbox[clientId];
+    delete inFlight[clientId];
+    save();
+    var li = list.querySelector('li.pending[data-client-id="' + CSS.escape(clientId) + '"]');
+    if (li) {
+      li.className = "failed";
+      var why = document.createElement("span");
+      why.className = "why";
+      why.textContent = "not sent: " + detail;
+      li.appendChild(why);
+    }
+    flushOutbox();
+  }
+
+  // rate_limited: wait retry_after_ms, then resend every unacked message in the order first sent
+  // (the server refuses the later ones until the refused one comes again).
+  function pause(ms) {
+    pausedUntil = Math.max(pausedUntil, Date.now() + ms);
+    inFlight = {};
+    setTimeout(flushOutbox, pausedUntil - Date.now());
+  }
+
   function acked(clientId) {
     if (clientId in outbox) { delete outbox[clientId]; delete inFlight[clientId]; save(); flushOutbox(); }
     var li = list.querySelector('li.pending[data-client-id="' + CSS.escape(clientId) + '"]');
@@ -105,12 +132,14 @@
   }
 
   // ---- sending ------------------------------------------------------------------------------
+  // Unique for this user (the server keys messages by user and client_id), well under 64 characters.
   function newId() {
-    return me + "-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10);
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10);
   }
 
   function flushOutbox() {
     var now = Date.now();
+    if (now < pausedUntil) { return; }
     Object.keys(outbox).slice(0, WINDOW).forEach(function (clientId) {
       if (now - (inFlight[clientId] || 0) > RESEND) {
         inFlight[clientId] = now;
@@ -132,19 +161,31 @@
       headers: {"X-CSRFToken": csrf()}
     }).then(function (r) { return r.json(); }).then(function (frame) {
       if (frame.type === "ack") { acked(frame.client_id); catchUp(); }
+      else if (frame.type === "error" && frame.client_id) { failed(frame.client_id, frame.detail); }
     }).catch(function () {});
   }
 
+  // Each non-empty line is a message of its own, queued in order; a line over the server's limit
+  // is not queued at all (the server would refuse it every time): the box keeps it and says so.
   form.addEventListener("submit", function (event) {
     event.preventDefault();
-    var text = input.value;
-    if (!text.trim()) { return; }
-    var clientId = newId();
-    outbox[clientId] = text;
+    var lines = input.value.split(/\r?\n/).filter(function (line) { return line.trim(); });
+    var tooLong = lines.filter(function (line) { return line.length > maxLength; });
+    if (tooLong.length) {
+      setStatus("not sent: a line is " + tooLong[0].length + " characters, the limit is " + maxLength, "error");
+      return;
+    }
+    lines.forEach(function (text) {
+      var clientId = newId();
+      outbox[clientId] = text;
+      showPending(clientId, text);
+    });
     save();
-    showPending(clientId, text);
     flushOutbox();
     input.value = "";
+  });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit(); }
   });
 
   // ---- WebSocket ----------------------------------------------------------------------------
@@ -152,12 +193,13 @@
     mode = "ws";
     setStatus(failures ? "reconnecting…" : "connecting…", "connecting");
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    ws = new WebSocket(scheme + location.host + "/ws/rooms/" + room + "/");
+    ws = new WebSocket(scheme + location.host + "/ws/rooms/" + room + "/", [protocol]);
     ws.onopen = function () {
       inFlight = {};  // nothing is in flight on a new socket
       failures = 0;
       everOpen = true;
       setStatus("online", "online");
+      statusEl.setAttribute("data-protocol", ws.protocol);  // the subprotocol daphne selected
       catchUp();
       flushOutbox();
       pingTimer = setInterval(function () { ws.send(JSON.stringify({type: "ping"})); }, 20000);
@@ -169,6 +211,8 @@
       if (frame.type === "message") { render(frame); }
       else if (frame.type === "ack") { acked(frame.client_id); }
       else if (frame.type === "presence") { presence(frame); }
+      else if (frame.type === "error" && frame.code === "rate_limited") { pause(frame.retry_after_ms); }
+      else if (frame.type === "error" && frame.client_id) { failed(frame.client_id, frame.detail); }
       else if (frame.type === "error") { setStatus("error: " + frame.detail, "error"); }
     };
     ws.onclose = function () {

@@ -24,6 +24,10 @@ class Command(BaseCommand):
                             help="a twisted endpoint, e.g. unix:/path.sock or tcp:8001 (repeatable)")
         parser.add_argument("--http-timeout", type=int, default=settings.CHAT_HTTP_TIMEOUT,
                             help="seconds without a worker's answer before a 503 (CHAT_HTTP_TIMEOUT)")
+        # One value per flag: daphne's own --ws-protocol takes any number and swallows what follows.
+        parser.add_argument("--ws-protocol", action="append", dest="ws_protocols",
+                            help="a WebSocket subprotocol to select when offered (repeatable; "
+                                 "default CHAT_WS_PROTOCOLS)")
         parser.add_argument("--ping-interval", type=int, default=20)
         parser.add_argument("--ping-timeout", type=int, default=30)
         parser.add_argument("--max-message-bytes", type=int, default=64 * 1024,
@@ -40,6 +44,7 @@ class Command(BaseCommand):
             channel_layer=channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer,
             endpoints=endpoints,
             http_timeout=options["http_timeout"],
+            ws_protocols=options["ws_protocols"] or settings.CHAT_WS_PROTOCOLS,
             ping_interval=options["ping_interval"],
             ping_timeout=options["ping_timeout"],
             # Behind nginx: trust its forwarded client address, port and scheme.
