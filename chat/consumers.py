@@ -58,18 +58,8 @@ def ws_receive(message, slug):
 
 
 def _post(message, room, frame):
-    session, client_id = message.channel_session, frame["client_id"]
-    try:
-        ratelimit.admit(session, client_id)
-    except ClientError:
-        # A resend of a message stored already is answered whatever the rate: it stores nothing.
-        stored = Message.stored(message.user, client_id)
-        if stored is None:
-            raise
-        ratelimit.forgive(session, client_id)
-        created = False
-    else:
-        stored, created = Message.post(room, message.user, client_id, frame["text"])
+    ratelimit.admit(message.channel_session, frame["client_id"])
+    stored, created = Message.post(room, message.user, frame["client_id"], frame["text"])
     # Committed: the broadcast, the ack, the long polls' answer and the moderation job leave at once
     # (channels would hold them until the consumer returns), in one layer round trip.
     # A resend is broadcast again too: the first try may have died between storing and sending.

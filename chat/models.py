@@ -88,13 +88,8 @@ class Message(models.Model):
             # A resend (or the same one racing through another worker): (user, client_id) is taken.
             # The whole transaction rolled back, the id it took included, so no gap is left; the
             # stored row is the answer. Trying the insert first saves a lookup on every new message.
-            return cls.stored(user, client_id), False
+            return cls.objects.get(user=user, client_id=client_id), False
         return message, True
-
-    @classmethod
-    def stored(cls, user, client_id):
-        """The message a user stored under client_id, or None."""
-        return cls.objects.filter(user=user, client_id=client_id).select_related("room", "user").first()
 
     def as_frame(self):
         return {

@@ -24,10 +24,12 @@ def spend(session, client_id=None, now=None):
 def admit(session, client_id, now=None):
     """Let a message through in the order its socket sent it, or raise ClientError("rate_limited").
 
-    A message refused for want of a token is remembered: every later message of the socket is
-    refused too (spending nothing) until that one is sent again. A client that, after a refusal,
-    waits retry_after_ms and resends its unacked messages in the order it first sent them therefore
-    gets them stored in that order, each once."""
+    A message refused for want of a token is remembered: every other message of the socket is
+    refused too (spending nothing, naming the one waited for) until that one is sent again. Every
+    older message of the socket was handled before it, so a client that, after a refusal, waits
+    retry_after_ms and resends the waited-for message, then its other unacked ones in the order it
+    first sent them, gets them stored in that order, each once (a resend of a stored one is acked
+    again). The refusal costs no query: refusals are what a flood is made of."""
     now = time.time() if now is None else now
     refused = session.get(REFUSED)
     if refused is not None and client_id != refused:
@@ -38,12 +40,6 @@ def admit(session, client_id, now=None):
         session[REFUSED] = client_id
         raise
     session.pop(REFUSED, None)
-
-
-def forgive(session, client_id):
-    """The refused message turned out to be stored already (a resend): nothing waits for it."""
-    if session.get(REFUSED) == client_id:
-        del session[REFUSED]
 
 
 def _tokens(session, now):

@@ -3,7 +3,7 @@ import pytest
 from django.test import override_settings
 
 from chat.exceptions import ClientError
-from chat.ratelimit import REFUSED, admit, forgive, spend
+from chat.ratelimit import admit, spend
 
 
 @override_settings(CHAT_RATE_BURST=3, CHAT_RATE_PER_SECOND=1.0)
@@ -52,12 +52,3 @@ def test_later_messages_wait_for_the_refused_one():
     assert "waiting_for" not in offer("m4", 1.5)  # refused for the rate: it is the one waited for now
     offer("m4", 3.0)
     assert admitted == ["m1", "m2", "m3", "m4"]
-
-
-def test_a_stored_resend_is_forgiven():
-    """A refused message found stored already releases the socket's later messages."""
-    session = {REFUSED: "m3"}
-    forgive(session, "m2")
-    assert session[REFUSED] == "m3"
-    forgive(session, "m3")
-    assert REFUSED not in session

@@ -32,6 +32,7 @@ class Chatter(object):
         self.errors = []
         self.rejected = {}      # client_id -> error code, for messages the server will never take
         self.paused_until = 0.0  # after rate_limited: nothing is sent before this
+        self.waiting_for = None  # the refused message the server waits for: sent first
         self.reconnects = 0
         self.ws = None
         self.reader = None
@@ -90,15 +91,16 @@ class Chatter(object):
             elif frame["type"] == "error":
                 self.errors.append(frame)
                 if frame["code"] == "rate_limited":
+                    self.waiting_for = frame.get("waiting_for") or frame.get("client_id") or self.waiting_for
                     self._pause(frame["retry_after_ms"] / 1000.0)
                 elif frame.get("client_id") in self.outbox:  # refused for good: sending again won't help
                     self.rejected[frame["client_id"]] = frame["code"]
                     del self.outbox[frame["client_id"]]
 
     def _pause(self, seconds):
-        """The README's duty under rate limits: send nothing for retry_after_ms, then resend every
-        unacked message in the order first sent (the server refuses later ones until it has the
-        refused one again)."""
+        """The README's duty under rate limits: send nothing for retry_after_ms, then resend the
+        message the server waits for, then the other unacked ones in the order first sent (the
+        server refuses the others until it has that one)."""
         self.paused_until = max(self.paused_until, time.time() + seconds)
         self.transmitted.clear()
         timer = threading.Timer(max(0.0, self.paused_until - time.time()), self.flush)
@@ -114,6 +116,8 @@ class Chatter(object):
             self._acked(frame["client_id"], frame["id"])
 
     def _acked(self, client_id, message_id):
+        if client_id == self.waiting_for:
+            self.waiting_for = None
         if client_id in self.outbox:
             del self.outbox[client_id]
             self.transmitted.pop(client_id, None)
@@ -148,7 +152,10 @@ class Chatter(object):
             if now < self.paused_until:
                 return
             due = []
-            for client_id, text in list(self.outbox.items())[:WINDOW]:
+            order = list(self.outbox.items())
+            if self.waiting_for in self.outbox:
+                order.sort(key=lambda item: item[0] != self.waiting_for)  # stable: the rest keep their order
+            for client_id, text in order[:WINDOW]:
                 if now - self.transmitted.get(client_id, 0) > RESEND:
                     self.transmitted[client_id] = now
                     due.append((client_id, text))

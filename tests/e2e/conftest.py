@@ -6,6 +6,8 @@ import pytest
 from harness.client import Browser
 from harness.servers import PostgresServer, RedisServer, Site
 
+from .deployed import deployed
+
 # The site under test: the embedded default; Redis run by supervisord; and two external Redis shards
 # with PostgreSQL (so the suite runs once against a real PostgreSQL server).
 LAYOUTS = ["ipc", "redis", "redis-sharded-postgres"]
@@ -49,17 +51,8 @@ def site(request, redis_factory):
         env = {"CHAT_LAYER": "redis",
                "CHAT_REDIS_URL": ",".join(s.url for s in shards),
                "CHAT_DATABASE_URL": request.getfixturevalue("postgres").url}
-    deployment = Site(**env)
-    deployment.layout = request.param
-    failed_before = request.session.testsfailed
-    try:
-        yield deployment.start()
-    finally:
-        if request.session.testsfailed > failed_before:
-            reporter = request.config.pluginmanager.getplugin("terminalreporter")
-            reporter.write_line("\nLogs of the %s deployment after a failure:\n%s" % (
-                request.param, deployment.log_tails()))
-        deployment.close()
+    with deployed(request, Site(**env), request.param) as deployment:
+        yield deployment
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from harness.servers import Site, wait_for
 from harness.stats import percentile
 
 from .chatter import Chatter
+from .deployed import deployed
 from .load import RESULTS, Load, check
 
 pytestmark = pytest.mark.faults
@@ -28,12 +29,8 @@ pytestmark = pytest.mark.faults
 
 @pytest.fixture(scope="module", params=["redis", "ipc"])
 def fault_site(request):
-    deployment = Site(CHAT_LAYER=request.param)
-    deployment.layout = request.param
-    try:
-        yield deployment.start()
-    finally:
-        deployment.close()
+    with deployed(request, Site(CHAT_LAYER=request.param), request.param) as deployment:
+        yield deployment
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@
   var WINDOW = 10, RESEND = 5000;
   var ws = null, failures = 0, everOpen = false, mode = "ws", pingTimer = null, resendTimer = null;
   var pausedUntil = 0;      // after rate_limited: nothing is sent before this (ms since the epoch)
+  var waitingFor = null;    // the refused message the server waits for: sent first when resuming
   var catchingUp = false, catchUpAgain = false;
 
   function load() {
@@ -98,15 +99,17 @@
     flushOutbox();
   }
 
-  // rate_limited: wait retry_after_ms, then resend every unacked message in the order first sent
-  // (the server refuses the later ones until the refused one comes again).
-  function pause(ms) {
-    pausedUntil = Math.max(pausedUntil, Date.now() + ms);
+  // rate_limited: wait retry_after_ms, then resend the message the server waits for, then every
+  // other unacked one in the order first sent (the server refuses the others until it has that one).
+  function pause(frame) {
+    waitingFor = frame.waiting_for || frame.client_id || waitingFor;
+    pausedUntil = Math.max(pausedUntil, Date.now() + frame.retry_after_ms);
     inFlight = {};
     setTimeout(flushOutbox, pausedUntil - Date.now());
   }
 
   function acked(clientId) {
+    if (clientId === waitingFor) { waitingFor = null; }
     if (clientId in outbox) { delete outbox[clientId]; delete inFlight[clientId]; save(); flushOutbox(); }
     var li = list.querySelector('li.pending[data-client-id="' + CSS.escape(clientId) + '"]');
     if (li) { li.parentNode.removeChild(li); }
@@ -140,7 +143,11 @@
   function flushOutbox() {
     var now = Date.now();
     if (now < pausedUntil) { return; }
-    Object.keys(outbox).slice(0, WINDOW).forEach(function (clientId) {
+    var order = Object.keys(outbox);
+    if (waitingFor in outbox) {
+      order = [waitingFor].concat(order.filter(function (clientId) { return clientId !== waitingFor; }));
+    }
+    order.slice(0, WINDOW).forEach(function (clientId) {
       if (now - (inFlight[clientId] || 0) > RESEND) {
         inFlight[clientId] = now;
         transmit(clientId, outbox[clientId]);
@@ -211,7 +218,7 @@
       if (frame.type === "message") { render(frame); }
       else if (frame.type === "ack") { acked(frame.client_id); }
       else if (frame.type === "presence") { presence(frame); }
-      else if (frame.type === "error" && frame.code === "rate_limited") { pause(frame.retry_after_ms); }
+      else if (frame.type === "error" && frame.code === "rate_limited") { pause(frame); }
       else if (frame.type === "error" && frame.client_id) { failed(frame.client_id, frame.detail); }
       else if (frame.type === "error") { setStatus("error: " + frame.detail, "error"); }
     };
