@@ -7,7 +7,7 @@ VENV := venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# Public knobs (make run PORT=8001 LAYER=redis REDIS_URL=redis://...): the settings read CHAT_*.
+# Public knobs (make run PORT=8001 LAYER=redis REDIS_URL=redis://... TOPOLOGY=asgi): the settings read CHAT_*.
 ifdef PORT
 export CHAT_PORT := $(PORT)
 endif
@@ -17,6 +17,9 @@ endif
 ifdef REDIS_URL
 export CHAT_REDIS_URL := $(REDIS_URL)
 endif
+ifdef TOPOLOGY
+export CHAT_TOPOLOGY := $(TOPOLOGY)
+endif
 export PYTHONDONTWRITEBYTECODE := 1
 MANAGE := $(PY) manage.py
 # Before a recipe's manage.py commands: CHAT_SECRET_KEY from the environment, else var/secret_key's.
@@ -25,7 +28,7 @@ WITH_SECRET = export CHAT_SECRET_KEY="$${CHAT_SECRET_KEY:-$$(cat var/secret_key)
 .PHONY: help venv os-deps run stop ctl status rollout lint test bench freeze clean
 
 help:
-	@echo "make run    - set up, then run the whole deployment on http://127.0.0.1:$${CHAT_PORT:-8000} (PORT=, LAYER=ipc|redis, REDIS_URL=)"
+	@echo "make run    - set up, then run the whole deployment on http://127.0.0.1:$${CHAT_PORT:-8000} (PORT=, LAYER=ipc|redis, REDIS_URL=, TOPOLOGY=split|asgi|inverse)"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make status - every program's state and each channel's depth"
 	@echo "make stop   - stop a deployment started from this checkout"

@@ -139,6 +139,23 @@ class Site(object):
     def url(self):
         return "http://127.0.0.1:%d" % self.port
 
+    @property
+    def topology(self):
+        return self.env.get("CHAT_TOPOLOGY", "split")
+
+    @property
+    def own_redis(self):
+        """Whether supervisord runs this deployment's Redis (LAYER=redis without a URL)."""
+        return self.env.get("CHAT_LAYER") == "redis" and not self.env.get("CHAT_REDIS_URL")
+
+    def page_pool(self, path):
+        """The pool expected to render a page at `path` in this shape: gunicorn's ("web") or the
+        realtime workers' through daphne."""
+        wsgi_paths = self.env.get("CHAT_WSGI_PATHS", "/accounts/").split(",")
+        if self.topology == "split" or (self.topology == "inverse" and path.startswith(tuple(wsgi_paths))):
+            return "web"
+        return "realtime"
+
     def manage(self, *args, **kwargs):
         """Run a management command in this deployment's environment; returns CompletedProcess."""
         return subprocess.run([PYTHON, "manage.py"] + list(args), cwd=REPO, env=self.env,

@@ -1,5 +1,6 @@
 """Typed readers for the CHAT_* environment variables that drive the settings."""
 import os
+import re
 from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -58,6 +59,16 @@ def strings(name, default=()):
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def path_prefixes(name, default=()):
+    """A comma-separated list of URL path prefixes, each from "/" to "/" (e.g. /accounts/)."""
+    prefixes = strings(name, default)
+    for prefix in prefixes:
+        if not re.match(r"^/([A-Za-z0-9._~-]+/)+$", prefix):
+            raise ImproperlyConfigured(
+                "%s%s: %r is not a path prefix; give ones like /accounts/,/admin/" % (PREFIX, name, prefix))
+    return prefixes
 
 
 def choice(name, choices, default):

@@ -154,6 +154,10 @@ CHANNEL_LAYERS = {"default": {
     "BACKEND": _backend, "CONFIG": _layer_config, "ROUTING": "my_project.routing.channel_routing"}}
 
 # ---- Processes (read by `manage.py serve`, which renders supervisord's and nginx's settings) -----
+# The Deploying guide's shape: "split" (WebSockets and long-polls to daphne, pages to gunicorn),
+# "asgi" (everything to daphne, no gunicorn), "inverse" (everything to daphne but CHAT_WSGI_PATHS).
+CHAT_TOPOLOGY = env.choice("TOPOLOGY", ("split", "asgi", "inverse"), "split")
+CHAT_WSGI_PATHS = env.path_prefixes("WSGI_PATHS", ["/accounts/"])  # the inverse shape's gunicorn paths
 CHAT_PORT = env.integer("PORT", 8000, minimum=1, maximum=65535)
 CHAT_DAPHNE_PROCS = env.integer("DAPHNE_PROCS", 2, minimum=1, maximum=16)
 CHAT_WORKERS_REALTIME = env.integer("WORKERS_REALTIME", 2, minimum=1, maximum=64)
@@ -161,7 +165,7 @@ CHAT_WORKERS_BACKGROUND = env.integer("WORKERS_BACKGROUND", 1, minimum=1, maximu
 CHAT_WORKERS_DEFAULT = env.integer("WORKERS_DEFAULT", 1, minimum=1, maximum=64)
 CHAT_GUNICORN_WORKERS = env.integer("GUNICORN_WORKERS", 2, minimum=1, maximum=64)
 # How long daphne waits for a worker's answer to an HTTP request before it answers 503.
-CHAT_HTTP_TIMEOUT = env.integer("HTTP_TIMEOUT", 60, minimum=30)
+CHAT_HTTP_TIMEOUT = env.integer("HTTP_TIMEOUT", 60, minimum=5)
 # WebSocket subprotocols daphne selects (the first a client offers that is listed here): the
 # versions of chat/protocol.py's frames this site speaks (chat.protocol.VERSION). Channels 1.x's
 # runserver reads CHANNELS_WS_PROTOCOLS for the same; daphne's command line has --ws-protocol.

@@ -24,10 +24,11 @@ PROGRAMS = (
 
 def started_here():
     """The programs this deployment starts: all of them on one machine, but a layer server only
-    when it is the deployment's own (CHAT_LAYER_SERVER). The one place that decides what runs
-    where: per-host roles choose their programs here."""
+    when it is the deployment's own (CHAT_LAYER_SERVER), and no gunicorn in the asgi shape
+    (CHAT_TOPOLOGY). The one place that decides what runs where: per-host roles choose here."""
     return [program for program in PROGRAMS
-            if not program.layer_server or settings.CHAT_LAYER_SERVER == program.name]
+            if (not program.layer_server or settings.CHAT_LAYER_SERVER == program.name)
+            and not (program.name == "gunicorn" and settings.CHAT_TOPOLOGY == "asgi")]
 
 
 def start_variable(program):

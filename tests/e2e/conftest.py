@@ -8,9 +8,17 @@ from harness.servers import PostgresServer, RedisServer, Site
 
 from .deployed import deployed
 
-# The site under test: the embedded default; Redis run by supervisord; and two external Redis shards
-# with PostgreSQL (so the suite runs once against a real PostgreSQL server).
-LAYOUTS = ["ipc", "redis", "redis-sharded-postgres"]
+# The sites under test, each running the whole shared suite: the split shape (the default) on the
+# embedded layer, on Redis run by supervisord, and on two external Redis shards with PostgreSQL (so the
+# suite runs once against a real PostgreSQL server); the asgi shape on IPC (with a short
+# --http-timeout: its pages need workers, and one test stops them); the inverse shape on Redis.
+LAYOUTS = {
+    "ipc": {"CHAT_LAYER": "ipc"},
+    "redis": {"CHAT_LAYER": "redis"},
+    "redis-sharded-postgres": {"CHAT_LAYER": "redis"},  # + shards and PostgreSQL, below
+    "asgi-ipc": {"CHAT_LAYER": "ipc", "CHAT_TOPOLOGY": "asgi", "CHAT_HTTP_TIMEOUT": "10"},
+    "inverse-redis": {"CHAT_LAYER": "redis", "CHAT_TOPOLOGY": "inverse"},
+}
 _names = itertools.count()
 
 
@@ -40,17 +48,14 @@ def redis_factory():
         server.close()
 
 
-@pytest.fixture(scope="session", params=LAYOUTS)
+@pytest.fixture(scope="session", params=list(LAYOUTS))
 def site(request, redis_factory):
     """A running deployment, shared by the tests of one layout (each test leaves it as it found it)."""
-    env = {"CHAT_LAYER": "ipc"}
-    if request.param == "redis":
-        env = {"CHAT_LAYER": "redis"}
-    elif request.param == "redis-sharded-postgres":
+    env = dict(LAYOUTS[request.param])
+    if request.param == "redis-sharded-postgres":
         shards = [redis_factory(), redis_factory()]
-        env = {"CHAT_LAYER": "redis",
-               "CHAT_REDIS_URL": ",".join(s.url for s in shards),
-               "CHAT_DATABASE_URL": request.getfixturevalue("postgres").url}
+        env.update({"CHAT_REDIS_URL": ",".join(s.url for s in shards),
+                    "CHAT_DATABASE_URL": request.getfixturevalue("postgres").url})
     with deployed(request, Site(**env), request.param) as deployment:
         yield deployment
 

@@ -18,6 +18,8 @@ pytestmark = [
     pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
                        reason="chromium and chromium-driver are not installed (make test installs them)"),
 ]
+# One layout per shape (the layer makes no difference to the page).
+BROWSER_LAYOUTS = ("ipc", "asgi-ipc", "inverse-redis")
 # Screenshots land in docs/ when asked (CHAT_SCREENSHOT_DIR=docs make test), else beside the logs.
 SHOTS = os.environ.get("CHAT_SCREENSHOT_DIR")
 
@@ -83,8 +85,8 @@ class Page(object):
 
 @pytest.fixture
 def pages(site):
-    if site.layout != "ipc":
-        pytest.skip("the browser runs against the default deployment only")
+    if site.layout not in BROWSER_LAYOUTS:
+        pytest.skip("the browser runs against one layout of each shape")
     opened = []
 
     def open_page(username, query=""):

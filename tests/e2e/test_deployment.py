@@ -1,7 +1,12 @@
-"""The split deployment end to end: nginx routes by path to gunicorn, daphne and the worker pools."""
+"""The deployment end to end, in each shape: nginx routes to gunicorn, daphne and the worker pools."""
 import json
 import os
 import signal
+import time
+import uuid
+
+import pytest
+import websocket
 
 from harness.client import Browser, receive_until
 from harness.servers import wait_for
@@ -17,12 +22,27 @@ def echo_on_a_new_socket(site, text):
         ws.close()
 
 
-def test_plain_page_served_by_gunicorn(site):
-    """/ is rendered by gunicorn (the web pool), not by daphne."""
-    resp = Browser(site.url).get("/")
-    assert resp.status == 200
-    assert resp.headers["X-Served-By"].startswith("web/")
-    assert "Lobby" in resp.text
+def test_pages_are_served_as_the_shape_says(site):
+    """Pages and forms are rendered by gunicorn in the split shape, by the realtime workers through
+    daphne in the asgi shape, and by both in the inverse one (CHAT_WSGI_PATHS to gunicorn)."""
+    for path, text in (("/", "Lobby"), ("/accounts/login/", "csrfmiddlewaretoken")):
+        resp = Browser(site.url).get(path)
+        assert resp.status == 200 and text in resp.text, (path, resp.status)
+        assert resp.headers["X-Served-By"].split("/")[0] == site.page_pool(path), path
+
+
+def test_a_websocket_handshake_on_any_path_reaches_daphne(site):
+    """The Upgrade header decides, not only the path: a WebSocket handshake on a path gunicorn
+    serves goes to daphne (nginx's access log names the upstream of every request)."""
+    path = "/accounts/login/?handshake=%s" % uuid.uuid4().hex
+    try:
+        Browser(site.url).websocket(path).close()  # no consumer answers it there; the route is the point
+    except websocket.WebSocketException:
+        pass
+    log = os.path.join(site.paths.log, "nginx-access.log")
+    wait_for(lambda: path in open(log).read(), 10, "the handshake in the access log")
+    line = [line for line in open(log).read().splitlines() if path in line][-1]
+    assert "upstream=unix:%s/daphne-" % site.paths.run in line, line
 
 
 def test_static_files_come_from_disk(site):
@@ -109,12 +129,16 @@ def test_background_work_runs_only_in_the_background_pool(site, user):
 
 
 def test_websockets_survive_stopping_gunicorn(site):
-    """With gunicorn stopped, pages fail (502) but WebSockets keep working through daphne."""
+    """With gunicorn stopped, its pages fail (502) but WebSockets keep working through daphne (and
+    in the inverse shape so do the pages daphne serves)."""
+    if site.topology == "asgi":
+        pytest.skip("no gunicorn runs in the asgi shape")
     ws = Browser(site.url).websocket("/ws/echo/")
     supervisor = site.supervisor()
     supervisor.stopProcess("gunicorn:gunicorn")
     try:
-        assert Browser(site.url).get("/").status == 502
+        assert Browser(site.url).get("/accounts/login/").status == 502
+        assert Browser(site.url).get("/").status == (200 if site.topology == "inverse" else 502)
         ws.send("still here")
         assert ws.recv() == "still here"
         echo_on_a_new_socket(site, "new socket")
@@ -125,17 +149,39 @@ def test_websockets_survive_stopping_gunicorn(site):
 
 
 def test_pages_survive_stopping_the_workers(site):
-    """With every worker pool stopped, gunicorn still serves plain pages."""
+    """With every worker pool stopped, gunicorn still serves its pages."""
+    if site.topology == "asgi":
+        pytest.skip("every page of the asgi shape needs a worker (test_pages_without_workers_answer_503)")
     supervisor = site.supervisor()
     pools = ("realtime", "background", "default")
     for pool in pools:
         supervisor.stopProcessGroup(pool)
     try:
-        resp = Browser(site.url).get("/")
+        resp = Browser(site.url).get("/accounts/login/")
         assert resp.status == 200 and resp.headers["X-Served-By"].startswith("web/")
     finally:
         for pool in pools:
             supervisor.startProcessGroup(pool)
+
+
+def test_pages_without_workers_answer_503(site):
+    """The Deploying guide's --http-timeout: with the pool serving http.request stopped, a page
+    through daphne waits CHAT_HTTP_TIMEOUT seconds and answers 503; it recovers with the pool."""
+    if site.topology != "asgi":
+        pytest.skip("tested where every page goes through daphne")
+    timeout = int(site.env["CHAT_HTTP_TIMEOUT"])
+    supervisor = site.supervisor()
+    supervisor.stopProcessGroup("realtime")
+    try:
+        started = time.time()
+        resp = Browser(site.url).get("/", timeout=timeout + 30)
+        waited = time.time() - started
+        assert resp.status == 503, resp.status
+        assert timeout - 1 <= waited < timeout + 10, waited
+    finally:
+        supervisor.startProcessGroup("realtime")
+    wait_for(site.healthy, 30, "pages back with the pool")
+    assert Browser(site.url).get("/").status == 200
 
 
 def test_sigterm_to_a_worker_brings_a_new_one(site):
@@ -161,9 +207,10 @@ def test_one_daphne_down_keeps_the_site_up(site):
 
 
 def test_every_program_runs(site):
-    """Every configured program is RUNNING (redis only where supervisord runs it)."""
+    """Every program of the shape is RUNNING: redis only where supervisord runs it, gunicorn in
+    every shape but asgi."""
     states = {i["group"] + ":" + i["name"]: i["statename"] for i in site.processes()}
-    expected_redis = "RUNNING" if site.layout == "redis" else "STOPPED"
-    assert states.pop("redis:redis") == expected_redis
+    assert states.pop("redis:redis") == ("RUNNING" if site.own_redis else "STOPPED")
+    assert states.pop("gunicorn:gunicorn") == ("STOPPED" if site.topology == "asgi" else "RUNNING")
     assert set(states.values()) == {"RUNNING"}, states
     assert len([n for n in states if n.startswith("daphne:")]) == 2

@@ -100,8 +100,8 @@ def test_frame_size_limit(site, user):
 
 def test_supervised_redis_is_loopback_only(site):
     """The redis-server supervisord runs listens on 127.0.0.1 only, in protected mode."""
-    if site.layout != "redis":
-        pytest.skip("supervisord runs Redis only in the redis layout")
+    if not site.own_redis:
+        pytest.skip("supervisord runs Redis only where the deployment has its own")
     url = site.redis_url()
     client = redis.StrictRedis.from_url(url)
     assert client.config_get("bind")["bind"] == "127.0.0.1"
@@ -166,7 +166,7 @@ def test_redis_password_and_encryption(secured_site):
 
 def test_without_encryption_the_text_is_readable(site):
     """The control for the test above: without encryption the same probe finds the text in Redis."""
-    if site.layout != "redis":
+    if not site.own_redis:
         pytest.skip("needs the supervised Redis")
     assert queued_text_visible(site, "plaintext-%s" % uuid.uuid4().hex)
 

@@ -26,9 +26,9 @@ class Command(BaseCommand):
             deployment.start()
             self.wait(deployment, options["timeout"], stopping)
             self.stdout.write(
-                "Chat is up: http://127.0.0.1:%d  (layer %s; %d daphne; workers %d realtime, %d background, "
-                "%d default; logs in %s). Ctrl-C stops it all." % (
-                    settings.CHAT_PORT, settings.CHAT_LAYER, settings.CHAT_DAPHNE_PROCS,
+                "Chat is up: http://127.0.0.1:%d  (%s shape, layer %s; %d daphne; workers %d realtime, "
+                "%d background, %d default; logs in %s). Ctrl-C stops it all." % (
+                    settings.CHAT_PORT, settings.CHAT_TOPOLOGY, settings.CHAT_LAYER, settings.CHAT_DAPHNE_PROCS,
                     settings.CHAT_WORKERS_REALTIME, settings.CHAT_WORKERS_BACKGROUND,
                     settings.CHAT_WORKERS_DEFAULT, deployment.paths.log))
             self.stdout.flush()

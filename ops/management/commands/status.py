@@ -15,8 +15,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         paths = settings.CHAT_PATHS
-        self.stdout.write("Deployment %s on http://127.0.0.1:%d, layer %s" % (
-            paths.var, settings.CHAT_PORT, settings.CHAT_LAYER))
+        self.stdout.write("Deployment %s on http://127.0.0.1:%d, %s shape, layer %s" % (
+            paths.var, settings.CHAT_PORT, settings.CHAT_TOPOLOGY, settings.CHAT_LAYER))
         names = {}
         if not supervisor.alive(paths.supervisor_socket):
             self.stdout.write("  not running (no supervisord at %s): start it with `make run`"
