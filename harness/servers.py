@@ -12,10 +12,12 @@ import tempfile
 import time
 import urllib.request
 
+from my_project.env import PLATFORM_NAMES, PREFIX
 from my_project.layers.ipc import remove_segments
 from my_project.paths import Paths
 from ops import supervisor
 from ops.deployment import processes_of
+from ops.environment import MARK
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable  # the project's virtualenv, which runs the tests
@@ -122,7 +124,8 @@ class Site(object):
         self.paths = Paths(self.var_dir)
         self.port = free_port()
         self.env = dict(os.environ)
-        for key in [k for k in self.env if k.startswith("CHAT_")]:
+        # Nothing of the caller's settings: CHAT_* nor the platform names the settings read too.
+        for key in [k for k in self.env if k.startswith(PREFIX) or k in PLATFORM_NAMES]:
             del self.env[key]
         self.env.update({
             "CHAT_SECRET_KEY": "e2e-secret-key",
@@ -249,3 +252,33 @@ class Site(object):
         # layer's segments again.
         remove_segments(self.paths.ipc_prefix)
         shutil.rmtree(self.var_dir, ignore_errors=True)
+
+
+class PaasSite(Site):
+    """The site as a platform runs it, from the Procfile under honcho (bin/paas, as `make paas`):
+    daphne alone on PORT, the redis layer, static files from the app."""
+
+    def __init__(self, **env):
+        super(PaasSite, self).__init__(**env)
+        self.env.update({
+            "PORT": str(self.port),
+            "REDIS_PORT": str(free_port()),
+            "PATH": os.pathsep.join([os.path.dirname(PYTHON), self.env.get("PATH", "")]),  # honcho, python
+            MARK: self.paths.run,  # the processes carry it: leftovers() finds them
+        })
+
+    def start(self, timeout=120):
+        with open(self.output, "w") as out:
+            self.process = subprocess.Popen(
+                [os.path.join(REPO, "bin", "paas")], cwd=REPO, env=self.env,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for(lambda: self.healthy() or self.process.poll() is not None, timeout, "the Procfile's site")
+            assert self.process.poll() is None, self.read_output()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def log_tails(self, lines=40):
+        return "\n".join(self.read_output().splitlines()[-lines:])

@@ -6,12 +6,17 @@ from urllib.parse import unquote, urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 PREFIX = "CHAT_"
+# Read without the prefix too when unset, as platforms (Heroku and alike) name them.
+PLATFORM_NAMES = ("DATABASE_URL", "REDIS_URL")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
 def raw(name, default=None):
-    return os.environ.get(PREFIX + name, default)
+    value = os.environ.get(PREFIX + name)
+    if value is None and name in PLATFORM_NAMES:
+        value = os.environ.get(name)
+    return default if value is None else value
 
 
 def string(name, default=None):

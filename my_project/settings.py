@@ -40,6 +40,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the app where nothing in front serves them (the Procfile's daphne on a
+    # platform); behind nginx, nginx answers /static/ before a request reaches Django.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -101,6 +104,11 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_BROWSER_XSS_FILTER = True
 
 # ---- Channel layer -------------------------------------------------------------------------
+if env.string("LAYER", "").lower() in ("inmemory", "in-memory", "memory"):
+    raise ImproperlyConfigured(
+        "CHAT_LAYER=%s is the Deploying guide's single-process fallback (daphne with in-process "
+        "workers): a group send reaches only the sockets of one process, so most of a room would "
+        "miss its messages; use redis (or ipc on one machine)" % env.string("LAYER"))
 CHAT_LAYER = env.choice("LAYER", ("ipc", "redis"), "ipc")
 # "upstream": the libraries' own send and receive with their default capacities, for the
 # benchmarks' side-by-side comparison; "tuned" (the default): the project's layer classes.
