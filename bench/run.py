@@ -18,7 +18,7 @@ import time
 import uuid
 
 from harness.client import Browser
-from harness.servers import RedisServer, Site, free_port, port_open, wait_for
+from harness.servers import PaasSite, RedisServer, Site, free_port, port_open, wait_for
 from harness.stats import summary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -281,6 +281,37 @@ class Bench(object):
                 progress("  %-28s %-30s %.0f req/s p50 %.1f ms p99 %.1f ms" % (
                     config, scenario, data["requests_per_second"], data["p50"], data["p99"]))
 
+    SHAPES = ("split", "asgi", "inverse", "paas")
+
+    def shapes(self):
+        """What a page costs in each shape of the Deploying guide, at its plain URL (the health check
+        and the login page at 300 rps): split (gunicorn), asgi (daphne + workers), inverse (daphne +
+        workers, /accounts/ by gunicorn), and the Procfile's daphne alone on its port (no nginx).
+        All four run at once, loaded one at a time, alternating in short rounds."""
+        rounds, seconds = (2, 3) if self.quick else (5, 4)
+        env = dict(BENCH_ENV, CHAT_LAYER="redis", CHAT_GUNICORN_WORKERS="2")
+        sites = {}
+        try:
+            for shape in self.SHAPES:
+                progress("shapes: starting the %s shape" % shape)
+                sites[shape] = (PaasSite(**env) if shape == "paas" else Site(CHAT_TOPOLOGY=shape, **env)).start()
+            time.sleep(2)
+            self.probe("shapes")
+            for page, path in self.PAGES:
+                runs = {shape: [] for shape in self.SHAPES}
+                for _ in range(rounds):
+                    for shape in self.SHAPES:
+                        runs[shape].append(self.loadgen(sites[shape], "http", "--path", path, "--rate", 300,
+                                                        "--duration", seconds))
+                for shape in self.SHAPES:
+                    self.record("shapes: redis/tuned/2w", "%s in the %s shape at 300 rps" % (page, shape), {
+                        "latency_ms": [v for data in runs[shape] for v in data["latency_ms"]],
+                        "achieved_rps": statistics.mean(data["achieved_rps"] for data in runs[shape]),
+                        "errors": sum(data["errors"] for data in runs[shape])})
+        finally:
+            for site in sites.values():
+                site.close()
+
     def fanout(self, site, config, members):
         users = self.users(site, 10, rooms=False)
         room = "fan-%s" % uuid.uuid4().hex[:8]
@@ -437,6 +468,8 @@ class Bench(object):
         plan.append(("ipc", "tuned", 2, ["memory"]))
         if not only or only in "peer":
             self.peer([s for s in ("echo", "chat1", "chat100", "memory") if not keep or s in keep])
+        if (not only or only in "shapes") and (not keep or "shapes" in keep):
+            self.attempt("shapes", "pages in each shape", self.shapes)
         for layer, flavor, workers, scenarios in plan:
             if only and only not in "%s/%s/%dw" % (layer, flavor, workers):
                 continue
