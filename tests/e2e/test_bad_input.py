@@ -37,6 +37,9 @@ def one_line_error(result):
     ("CHAT_DATABASE_URL", "mysql://x/y", "use sqlite:///path.db or postgres://"),
     ("CHAT_REDIS_URL", "localhost:6379", "is not a redis:// URL"),
     ("CHAT_WORKERS_REALTIME", "0", "CHAT_WORKERS_REALTIME=0 is out of range"),
+    ("CHAT_TOPOLOGY", "mixed", "CHAT_TOPOLOGY='mixed' is not one of: split, asgi, inverse"),
+    ("CHAT_WSGI_PATHS", "accounts", "CHAT_WSGI_PATHS: 'accounts' is not a path prefix"),
+    ("CHAT_LAYER", "inmemory", "CHAT_LAYER=inmemory is the Deploying guide's single-process fallback"),
 ])
 def test_malformed_setting(bare_site, name, value, expected):
     """Each malformed CHAT_* variable stops `serve` with one line naming it."""

@@ -3,12 +3,11 @@ layer, static files from the app; the contract holds there too."""
 import json
 import os
 import re
-import subprocess
 
 import pytest
 
 from harness.client import Browser, receive_until
-from harness.servers import PYTHON, REPO, PaasSite
+from harness.servers import REPO, PaasSite
 
 from .deployed import deployed
 
@@ -54,14 +53,3 @@ def test_chat_history_and_long_poll(paas):
     assert [m["text"] for m in user.get("/rooms/lobby/messages?after=%d" % after).json()] == ["from the platform"]
     assert user.get("/poll/rooms/lobby/?after=%d" % after).json()[0]["text"] == "from the platform"
     assert user.get("/poll/rooms/lobby/?after=%d" % ack["id"], timeout=30).json() == []
-
-
-def test_the_single_process_fallback_is_refused():
-    """The guide's fallback for one process type (daphne with in-process workers on the in-memory
-    layer) cannot reach a room's sockets beyond one process: refused with one line."""
-    env = dict(os.environ, CHAT_LAYER="inmemory", CHAT_SECRET_KEY="x")
-    result = subprocess.run([PYTHON, "manage.py", "check"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, universal_newlines=True)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode != 0 and len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: CHAT_LAYER=inmemory is the Deploying guide's single-process fallback")
