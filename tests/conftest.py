@@ -13,6 +13,8 @@ _VAR = tempfile.mkdtemp(prefix="chat-unit-")
 atexit.register(shutil.rmtree, _VAR, ignore_errors=True)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "my_project.settings")
 os.environ["CHAT_VAR_DIR"] = _VAR
+# The unit tests serve no static files; WhiteNoise warns about a STATIC_ROOT that does not exist.
+os.makedirs(os.path.join(_VAR, "static"))
 os.environ.setdefault("CHAT_SECRET_KEY", "unit-test-secret")
 django.setup()
 
