@@ -7,6 +7,8 @@ import tempfile
 import django
 import pytest
 
+from my_project.paths import Paths
+
 # Unit tests get their own var dir and secret; e2e deployments set theirs explicitly.
 _VAR = tempfile.mkdtemp(prefix="chat-unit-")
 # Also when pytest stops before any session fixture runs (a usage error): the directory exists already.
@@ -14,7 +16,7 @@ atexit.register(shutil.rmtree, _VAR, ignore_errors=True)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "my_project.settings")
 os.environ["CHAT_VAR_DIR"] = _VAR
 # The unit tests serve no static files; WhiteNoise warns about a STATIC_ROOT that does not exist.
-os.makedirs(os.path.join(_VAR, "static"))
+os.makedirs(Paths(_VAR).static)
 os.environ.setdefault("CHAT_SECRET_KEY", "unit-test-secret")
 django.setup()
 
