@@ -25,7 +25,7 @@ MANAGE := $(PY) manage.py
 # Before a recipe's manage.py commands: CHAT_SECRET_KEY from the environment, else var/secret_key's.
 WITH_SECRET = export CHAT_SECRET_KEY="$${CHAT_SECRET_KEY:-$$(cat var/secret_key)}";
 
-.PHONY: help venv os-deps run paas stop ctl status rollout lint test bench freeze clean
+.PHONY: help venv interface os-deps run paas stop ctl status rollout lint test bench freeze clean
 
 help:
 	@echo "make run    - set up, then run the whole deployment on http://127.0.0.1:$${CHAT_PORT:-8000} (PORT=, LAYER=ipc|redis, REDIS_URL=, TOPOLOGY=split|asgi|inverse)"
@@ -51,8 +51,14 @@ os-deps:
 var/secret_key:
 	@mkdir -p var && umask 077 && $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
 
+# The interface server's virtualenv: a current CPython (CHAT_INTERFACE_PYTHON chooses), or none and
+# daphne runs on the workers' Python; bin/setup-interface says which, and does nothing when up to date.
+IVENV := venv-interface
+interface:
+	@bin/setup-interface $(IVENV)
+
 run: OS_PACKAGES := nginx redis
-run: $(STAMP) os-deps var/secret_key
+run: $(STAMP) os-deps interface var/secret_key
 	@$(WITH_SECRET) $(MANAGE) migrate -v0 --noinput && $(MANAGE) collectstatic -v0 --noinput && exec $(MANAGE) serve
 
 stop: $(STAMP) var/secret_key
@@ -85,7 +91,7 @@ $(AUTOBAHN)/.installed: tests/autobahn/requirements.txt tests/autobahn/maker.txt
 	@touch $@
 
 test: OS_PACKAGES := nginx redis postgresql chromium chromedriver
-test: $(STAMP) os-deps lint $(AUTOBAHN)/.installed
+test: $(STAMP) os-deps interface lint $(AUTOBAHN)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 BENCH_VENV := bench/venv
@@ -106,7 +112,7 @@ $(PEER_VENV)/.installed: bench/peer/requirements.txt
 
 # BENCH_ARGS=--quick for a short smoke run, --only redis/tuned for one configuration.
 bench: OS_PACKAGES := nginx redis wrk
-bench: $(STAMP) os-deps $(BENCH_VENV)/.installed $(PEER_VENV)/.installed
+bench: $(STAMP) os-deps interface $(BENCH_VENV)/.installed $(PEER_VENV)/.installed
 	$(PY) -m bench.run $(BENCH_ARGS)
 	@echo "Results in bench/results/; tables and plots: $(BENCH_VENV)/bin/python bench/report.py bench/results/<file>.json"
 
@@ -115,4 +121,4 @@ freeze: $(STAMP)
 	echo "Wrote requirements.lock: compare with requirements.txt and copy the pins you mean"
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(IVENV) var .pytest_cache

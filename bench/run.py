@@ -13,12 +13,14 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 
 from harness.client import Browser
-from harness.servers import PaasSite, RedisServer, Site, free_port, port_open, wait_for
+from harness.servers import REPO, RedisServer, free_port, port_open, wait_for
+from harness.sites import PaasSite, Site
 from harness.stats import summary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -171,12 +173,19 @@ class Bench(object):
 
     # ---- one configuration -----------------------------------------------------------------------
 
-    def configuration(self, layer, flavor, workers, scenarios):
+    def configuration(self, layer, flavor, workers, scenarios, daphne=None):
+        """One deployment and its scenarios; daphne: the virtualenv daphne runs from (CHAT_INTERFACE_VENV;
+        "" for the workers' own), else the default."""
         config = "%s/%s/%dw" % (layer, flavor, workers)
+        if daphne is not None:
+            python = os.path.join(REPO, daphne, "bin", "python") if daphne else sys.executable
+            config += "/daphne on %s" % os.path.basename(os.path.realpath(python))
         self.probe(config)
         progress("%s: starting the deployment" % config)
         env = dict(BENCH_ENV, CHAT_LAYER=layer, CHAT_LAYER_FLAVOR=flavor,
                    CHAT_WORKERS_REALTIME=str(workers), CHAT_GUNICORN_WORKERS="2")
+        if daphne is not None:
+            env["CHAT_INTERFACE_VENV"] = daphne
         site = Site(**env).start()
         try:
             time.sleep(2)
@@ -470,6 +479,13 @@ class Bench(object):
             self.peer([s for s in ("echo", "chat1", "chat100", "memory") if not keep or s in keep])
         if (not only or only in "shapes") and (not keep or "shapes" in keep):
             self.attempt("shapes", "pages in each shape", self.shapes)
+        if (not only or only in "interpreters") and (not keep or "interpreters" in keep):
+            # daphne on the workers' Python (3.7) against the interface's (venv-interface), the two
+            # alternating: echo, chat round trip and 100 clients, on both layers.
+            for _ in range(1 if self.quick else 2):
+                for layer in ("redis", "ipc"):
+                    for daphne in ("", "venv-interface"):
+                        self.configuration(layer, "tuned", 2, ["echo", "chat1", "chat100"], daphne=daphne)
         for layer, flavor, workers, scenarios in plan:
             if only and only not in "%s/%s/%dw" % (layer, flavor, workers):
                 continue

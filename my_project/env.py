@@ -3,7 +3,11 @@ import os
 import re
 from urllib.parse import unquote, urlsplit
 
-from django.core.exceptions import ImproperlyConfigured
+try:
+    from django.core.exceptions import ImproperlyConfigured
+except ImportError:  # the interface server's Python has no Django: the same error, its own class
+    class ImproperlyConfigured(Exception):
+        """A CHAT_* variable that cannot be used; the message says which and how to fix it."""
 
 PREFIX = "CHAT_"
 # Read without the prefix too when unset, as platforms (Heroku and alike) name them.

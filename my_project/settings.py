@@ -1,15 +1,14 @@
-"""The one settings module: every daphne, worker and gunicorn process reads it from CHAT_* variables."""
+"""The one settings module: every daphne, worker and gunicorn process reads it from CHAT_* variables
+(the part the interface server reads without Django lives in base_settings.py)."""
 import os
-from urllib.parse import quote
 
 from django.core.exceptions import ImproperlyConfigured
 
 from . import env
-from .paths import Paths
-
-BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Runtime state (database, sockets, logs, static files) of one deployment; tests give each its own.
-CHAT_PATHS = Paths(env.string("VAR_DIR", os.path.join(BASE_DIR, "var")))
+from .base_settings import (  # noqa: F401 (settings Django and the project read from here)
+    BASE_DIR, CHANNEL_LAYERS, CHAT_HTTP_TIMEOUT, CHAT_LAYER, CHAT_LAYER_FLAVOR, CHAT_LAYER_SERVER, CHAT_LOG_FORMAT,
+    CHAT_LOG_LEVEL, CHAT_PATHS, CHAT_POOL, CHAT_REDIS_PASSWORD, CHAT_WS_PROTOCOLS
+)
 
 DEBUG = env.boolean("DEBUG", False)
 SECRET_KEY = env.string("SECRET_KEY")
@@ -20,8 +19,6 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-development-key"
 ALLOWED_HOSTS = env.strings("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 
-# Which process this is, for logs, health counters and the routing proofs in the tests.
-CHAT_POOL = env.string("POOL", "web")
 # The release a checkout's code is (a release made by `manage.py release create` names itself:
 # ops.releases.running()).
 CHAT_RELEASE = env.string("RELEASE", "dev")
@@ -103,63 +100,11 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_BROWSER_XSS_FILTER = True
 
-# ---- Channel layer -------------------------------------------------------------------------
-if env.string("LAYER", "").lower() in ("inmemory", "in-memory", "memory"):
-    raise ImproperlyConfigured(
-        "CHAT_LAYER=%s is the Deploying guide's single-process fallback (daphne with in-process "
-        "workers): a group send reaches only the sockets of one process, so most of a room would "
-        "miss its messages; use redis (or ipc on one machine)" % env.string("LAYER"))
-CHAT_LAYER = env.choice("LAYER", ("ipc", "redis"), "ipc")
-# "upstream": the libraries' own send and receive with their default capacities, for the
-# benchmarks' side-by-side comparison; "tuned" (the default): the project's layer classes.
-CHAT_LAYER_FLAVOR = env.choice("LAYER_FLAVOR", ("tuned", "upstream"), "tuned")
-# The program this deployment runs for its layer's server, if any (a redis-server of its own when
-# no CHAT_REDIS_URL is given; see ops/programs.py).
-CHAT_LAYER_SERVER = None
-_layer_config = {
-    "expiry": env.integer("LAYER_EXPIRY", 60, minimum=1),
-    "capacity": env.integer("LAYER_CAPACITY", 100, minimum=1),
-    # All sockets of one daphne share one reply list (daphne.response.<server>!), and group sends
-    # drop silently when a member's list is full: size it for every socket of a daphne times a burst.
-    "channel_capacity": dict.fromkeys(("daphne.response*", "http.response*"),
-                                      env.integer("RESPONSE_CAPACITY", 5000, minimum=1)),
-}
-if CHAT_LAYER == "ipc":
-    _backend = "my_project.layers.IPCChannelLayer"
-    # Shared memory names are global to the machine: one prefix per deployment (var dir).
-    _layer_config["prefix"] = env.string("IPC_PREFIX", CHAT_PATHS.ipc_prefix)
-else:
-    _backend = "my_project.layers.RedisChannelLayer"
-    # The password of the deployment's own redis-server (given in CHAT_REDIS_URL otherwise).
-    CHAT_REDIS_PASSWORD = env.string("REDIS_PASSWORD", "")
-    _hosts = env.redis_urls("REDIS_URL")  # several = sharded by channel name
-    if not _hosts:
-        # `manage.py serve` runs a redis-server of its own, on a loopback port of its var dir's.
-        CHAT_LAYER_SERVER = "redis"
-        _hosts = ["redis://%s127.0.0.1:%d/0" % (
-            ":%s@" % quote(CHAT_REDIS_PASSWORD, safe="") if CHAT_REDIS_PASSWORD else "", CHAT_PATHS.redis_port)]
-    _layer_config.update({
-        "hosts": _hosts,
-        # A password in a URL is %-encoded (redis-py 2.10 would send it as written otherwise).
-        "connection_kwargs": {"decode_components": True},
-        # Seconds a receive blocks on one shard; short when there are several (see
-        # layers/redis_layer.py). Fractions need Redis >= 6.
-        "blpop_timeout": env.number("REDIS_BLPOP_TIMEOUT", 5 if len(_hosts) == 1 else 0.2, minimum=0.01),
-        "prefix": env.string("REDIS_PREFIX", "chat:"),
-    })
-    if env.strings("LAYER_ENCRYPTION_KEYS"):
-        _layer_config["symmetric_encryption_keys"] = env.strings("LAYER_ENCRYPTION_KEYS")
 # Per-socket state between frames (user, room, frame order, rate limit): next to the layer, not in
 # the database (see my_project/channel_sessions.py); upstream keeps it in SESSION_ENGINE.
-CHANNEL_SESSION_ENGINE = "my_project.channel_sessions"
+CHANNEL_SESSION_ENGINE = ("django.contrib.sessions.backends.db" if CHAT_LAYER_FLAVOR == "upstream"
+                          else "my_project.channel_sessions")
 CHAT_CHANNEL_SESSION_TTL = env.integer("CHANNEL_SESSION_TTL", 86400, minimum=60)
-if CHAT_LAYER_FLAVOR == "upstream":
-    CHANNEL_SESSION_ENGINE = "django.contrib.sessions.backends.db"
-    _backend = _backend.replace("my_project.layers.", "my_project.layers.upstream.")
-    for _tuning in ("capacity", "channel_capacity", "blpop_timeout"):
-        _layer_config.pop(_tuning, None)
-CHANNEL_LAYERS = {"default": {
-    "BACKEND": _backend, "CONFIG": _layer_config, "ROUTING": "my_project.routing.channel_routing"}}
 
 # ---- Processes (read by `manage.py serve`, which renders supervisord's and nginx's settings) -----
 # The Deploying guide's shape: "split" (WebSockets and long-polls to daphne, pages to gunicorn),
@@ -167,17 +112,15 @@ CHANNEL_LAYERS = {"default": {
 CHAT_TOPOLOGY = env.choice("TOPOLOGY", ("split", "asgi", "inverse"), "split")
 CHAT_WSGI_PATHS = env.path_prefixes("WSGI_PATHS", ["/accounts/"])  # the inverse shape's gunicorn paths
 CHAT_PORT = env.integer("PORT", 8000, minimum=1, maximum=65535)
+# The interface server's virtualenv (bin/setup-interface builds it with a current CPython): daphne
+# runs from it when it exists; empty: daphne runs on the workers' Python.
+_interface_venv = env.raw("INTERFACE_VENV", "venv-interface")
+CHAT_INTERFACE_VENV = os.path.join(BASE_DIR, _interface_venv) if _interface_venv else ""
 CHAT_DAPHNE_PROCS = env.integer("DAPHNE_PROCS", 2, minimum=1, maximum=16)
 CHAT_WORKERS_REALTIME = env.integer("WORKERS_REALTIME", 2, minimum=1, maximum=64)
 CHAT_WORKERS_BACKGROUND = env.integer("WORKERS_BACKGROUND", 1, minimum=1, maximum=64)
 CHAT_WORKERS_DEFAULT = env.integer("WORKERS_DEFAULT", 1, minimum=1, maximum=64)
 CHAT_GUNICORN_WORKERS = env.integer("GUNICORN_WORKERS", 2, minimum=1, maximum=64)
-# How long daphne waits for a worker's answer to an HTTP request before it answers 503.
-CHAT_HTTP_TIMEOUT = env.integer("HTTP_TIMEOUT", 60, minimum=5)
-# WebSocket subprotocols daphne selects (the first a client offers that is listed here): the
-# versions of chat/protocol.py's frames this site speaks (chat.protocol.VERSION). Channels 1.x's
-# runserver reads CHANNELS_WS_PROTOCOLS for the same; daphne's command line has --ws-protocol.
-CHAT_WS_PROTOCOLS = env.strings("WS_PROTOCOLS", ["chat.v1"])
 
 # ---- Chat ----------------------------------------------------------------------------------
 CHAT_MESSAGE_MAX_LENGTH = env.integer("MESSAGE_MAX_LENGTH", 2000, minimum=1)
@@ -194,11 +137,9 @@ CHAT_PRESENCE_BROADCAST_MAX = env.integer("PRESENCE_BROADCAST_MAX", 200, minimum
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {
-        "format": "%(asctime)s " + CHAT_POOL + "[%(process)d] %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {"plain": {"format": CHAT_LOG_FORMAT}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"],
-             "level": env.choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()},
+    "root": {"handlers": ["console"], "level": CHAT_LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 

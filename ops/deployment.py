@@ -40,6 +40,14 @@ def processes_of(run_dir):
     return found
 
 
+def executable(pid):
+    """The program a process runs, e.g. "python3.13", "python3.7", "nginx" ("?" if it is gone)."""
+    try:
+        return os.path.basename(os.readlink("/proc/%d/exe" % pid))
+    except OSError:
+        return "?"
+
+
 class Deployment(object):
     """The processes of one var dir (settings.CHAT_PATHS) under one supervisord."""
 

@@ -3,6 +3,7 @@ import os
 import resource
 import sys
 
+from channels import DEFAULT_CHANNEL_LAYER, channel_layers
 from django.conf import settings
 
 from . import programs, releases
@@ -18,6 +19,17 @@ def file_limit():
     WebSocket costs daphne one and nginx two. The hard limit, up to MAX_FDS."""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     return MAX_FDS if hard == resource.RLIM_INFINITY else min(MAX_FDS, hard)
+
+
+def interface_python():
+    """The Python daphne runs on: the interface's virtualenv (a current CPython) when it was built
+    and the layer's messages cross Python versions (its "cross_python" extension), else the
+    workers' own."""
+    python = os.path.join(settings.CHAT_INTERFACE_VENV, "bin", "python") if settings.CHAT_INTERFACE_VENV else None
+    if python and os.path.exists(python) and \
+            "cross_python" in channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer.extensions:
+        return python
+    return sys.executable
 
 
 def environment(base=None):
@@ -40,6 +52,7 @@ def environment(base=None):
         "CHAT_REDIS_CONF": paths.redis_conf,
         "CHAT_CURRENT_RELEASE_LINK": releases.current_link(),  # bin/in-release starts workers there
         "CHAT_MINFDS": str(file_limit()),
+        "CHAT_DAPHNE_PYTHON": interface_python(),
         "CHAT_DAPHNE_PROCS": str(settings.CHAT_DAPHNE_PROCS),
         "CHAT_WORKERS_REALTIME": str(settings.CHAT_WORKERS_REALTIME),
         "CHAT_WORKERS_BACKGROUND": str(settings.CHAT_WORKERS_BACKGROUND),

@@ -1,4 +1,6 @@
 """Health endpoint for nginx, load balancers and the tests."""
+import platform
+
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
@@ -21,4 +23,5 @@ def healthz(request):
         "database": database,
         "layer": settings.CHAT_LAYER,
         "release": releases.running(),
+        "python": platform.python_version(),  # of the process that answered
     }, status=status)

@@ -2,73 +2,38 @@
 the project's questions (send_batch, depths, check, clean-up, values)."""
 import glob
 import os
+import re
 import shutil
 import signal
+import subprocess
 import time
 
 import pytest
-from asgiref.conformance import ConformanceTestCase
+from django.conf import settings
 
 from harness.servers import RedisServer, free_port
 from my_project.layers import IPCChannelLayer, RedisChannelLayer, upstream
 from my_project.layers.base import LayerUnavailable
 from my_project.layers.ipc import SHM_DIR, remove_segments
 
+from .layer_conformance import IPCConformance, RedisConformance, ShardedRedisConformance  # noqa: F401 (collected here)
+
 needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None,
                                  reason="redis-server is not installed (make test installs it)")
+INTERFACE_PYTHON = os.path.join(settings.CHAT_INTERFACE_VENV, "bin", "python") if settings.CHAT_INTERFACE_VENV else ""
 
 
-class IPCConformance(ConformanceTestCase):
-    """The project's IPC layer (asgi_ipc with crash-safe locks)."""
-    expiry_delay = 1.1
-    capacity_limit = 5
-
-    @classmethod
-    def setUpClass(cls):
-        cls.channel_layer = IPCChannelLayer(prefix="chat-conformance", expiry=1, group_expiry=2, capacity=5)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel_layer.flush()
-        remove_segments("chat-conformance")
-
-    def setUp(self):
-        self.channel_layer.flush()
-
-
-class _RedisConformance(ConformanceTestCase):
-    expiry_delay = 1.1
-    capacity_limit = 5
-    shards = 1
-
-    @classmethod
-    def setUpClass(cls):
-        cls.servers = [RedisServer().start() for _ in range(cls.shards)]
-        cls.channel_layer = RedisChannelLayer(
-            hosts=[s.url for s in cls.servers], expiry=1, group_expiry=2, capacity=5,
-            blpop_timeout=0.2)
-
-    @classmethod
-    def tearDownClass(cls):
-        for server in cls.servers:
-            server.close()
-
-    def setUp(self):
-        self.channel_layer.flush()
-
-
-@needs_redis
-class RedisConformance(_RedisConformance):
-    """The project's RedisChannelLayer (short BLPOP timeout) on one server."""
-
-
-@needs_redis
-class ShardedRedisConformance(_RedisConformance):
-    """The same layer sharded over two servers."""
-    shards = 2
-
-
-del ConformanceTestCase, _RedisConformance  # not test cases themselves
+@pytest.mark.skipif(not os.path.exists(INTERFACE_PYTHON), reason="no interface virtualenv (make builds it)")
+def test_conformance_on_the_interface_python():
+    """The same conformance suite passes on the interface server's Python (with msgpack 1.x), every
+    test of it: the layer classes are the same on both sides of the one layer."""
+    result = subprocess.run([INTERFACE_PYTHON, "-m", "unittest", "-v", "tests.layer_conformance"],
+                            cwd=settings.BASE_DIR, env=dict(os.environ, PYTHONWARNINGS="ignore"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(r"Ran (\d+) tests", result.stdout) and "skipped" not in result.stdout.split("Ran")[-1], \
+        result.stdout[-500:]
 
 
 def test_ipc_survives_a_process_killed_holding_the_lock():

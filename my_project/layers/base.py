@@ -59,8 +59,10 @@ class ProjectLayer(object):
     and clears what a stopped deployment left of it, `manage.py status` shows its depths. What a
     layer can do beyond ASGI v1 it names in `extensions`, as ASGI's own extensions are named:
     "send_batch" (a send_batch(sends) method: the sends above, in order, at once; the names of
-    the full channel sends returned) and "values" (a values(namespace) method: a store of
-    expiring strings next to the layer, for channel sessions).
+    the full channel sends returned), "values" (a values(namespace) method: a store of
+    expiring strings next to the layer, for channel sessions) and "cross_python" (its messages are
+    read and written alike by msgpack 0.5 and 1.x: codec.py; an interface server on another Python
+    than the workers' may use it).
     """
 
     def check(self):

@@ -12,10 +12,10 @@ import threading
 import time
 
 import asgi_ipc
-import msgpack
 from asgi_ipc.store import ChannelMemoryStore, GroupMemoryStore
 from asgiref.base_layer import BaseChannelLayer
 
+from . import codec
 from .base import CHANNEL, GROUP, GROUP_ONCE, ProjectLayer
 from .doorbell import Doorbell
 
@@ -199,7 +199,7 @@ class IPCChannelLayer(IPCQuestions, asgi_ipc.IPCChannelLayer):
     ChannelStore), and woken by a Doorbell instead of polling: a blocking receive for runworker
     and the "twisted" extension for daphne, which then stops polling every 50 ms."""
 
-    extensions = ["flush", "groups", "twisted", "send_batch"]
+    extensions = ["flush", "groups", "twisted", "send_batch", "cross_python"]
 
     def __init__(self, prefix="asgi", expiry=60, group_expiry=86400, capacity=10, channel_capacity=None,
                  message_memory=100 * 1024 * 1024, group_memory=20 * 1024 * 1024, block_timeout=1.0,
@@ -221,10 +221,10 @@ class IPCChannelLayer(IPCQuestions, asgi_ipc.IPCChannelLayer):
             message = dict(message.items())
             message["__asgi_channel__"] = channel
             channel = self.non_local_name(channel)
-        return channel, msgpack.packb(message, use_bin_type=True)
+        return channel, codec.pack(message)
 
     def _unpack(self, name, item):
-        message = msgpack.unpackb(item, encoding="utf8")
+        message = codec.unpack(item)
         return message.pop("__asgi_channel__", name), message
 
     def send(self, channel, message):

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import asgi_redis
 import redis
 
+from . import codec
 from .base import CHANNEL, GROUP, LayerUnavailable, ProjectLayer, send_each
 from .redis_reader import TwistedReader
 from .redis_scripts import Scripts, split_item
@@ -68,7 +69,7 @@ class RedisChannelLayer(RedisQuestions, asgi_redis.RedisChannelLayer):
     installed. Every process of a deployment must use this class: the list items are not upstream's.
     """
 
-    extensions = asgi_redis.RedisChannelLayer.extensions + ["send_batch", "values"]
+    extensions = asgi_redis.RedisChannelLayer.extensions + ["send_batch", "values", "cross_python"]
 
     def __init__(self, blpop_timeout=None, reply_batch=100, **kwargs):
         super(RedisChannelLayer, self).__init__(**kwargs)
@@ -80,6 +81,15 @@ class RedisChannelLayer(RedisQuestions, asgi_redis.RedisChannelLayer):
         self._reader = TwistedReader(self, batch=reply_batch)
 
     # ---- messages in lists ----------------------------------------------------------------------
+
+    def serialize(self, message):
+        value = codec.pack(message)
+        return self.crypter.encrypt(value) if self.crypter else value
+
+    def deserialize(self, message):
+        if self.crypter:
+            message = self.crypter.decrypt(message, self.expiry + 10)  # as upstream
+        return codec.unpack(message)
 
     def _unpack(self, list_key, item):
         """(channel, message), or None when the message expired while it waited."""

@@ -4,7 +4,8 @@ import itertools
 import pytest
 
 from harness.client import Browser
-from harness.servers import PostgresServer, RedisServer, Site
+from harness.servers import PostgresServer, RedisServer
+from harness.sites import Site
 
 from .deployed import deployed
 

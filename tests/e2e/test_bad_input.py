@@ -4,7 +4,8 @@ import subprocess
 
 import pytest
 
-from harness.servers import REPO, Site, free_port
+from harness.servers import free_port
+from harness.sites import REPO, Site
 from ops import preflight
 from ops.exceptions import DeploymentError
 

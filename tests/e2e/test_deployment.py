@@ -10,6 +10,8 @@ import websocket
 
 from harness.client import Browser, receive_until
 from harness.servers import wait_for
+from harness.sites import PYTHON
+from ops.deployment import executable
 
 
 def echo_on_a_new_socket(site, text):
@@ -214,3 +216,18 @@ def test_every_program_runs(site):
     assert states.pop("gunicorn:gunicorn") == ("STOPPED" if site.topology == "asgi" else "RUNNING")
     assert set(states.values()) == {"RUNNING"}, states
     assert len([n for n in states if n.startswith("daphne:")]) == 2
+
+
+def test_daphne_and_workers_run_on_their_own_pythons(site):
+    """The Deploying guide's portability: daphne runs on the interface's Python (venv-interface/, a
+    current CPython where make built it), the workers on 3.7, and one layer carries everything
+    between them (the rest of the suite talks to this very site)."""
+    venv = site.shell("from django.conf import settings; print(settings.CHAT_INTERFACE_VENV)")
+    interface = os.path.join(venv, "bin", "python") if venv else ""
+    workers = os.path.basename(os.path.realpath(PYTHON))
+    expected = os.path.basename(os.path.realpath(interface)) if os.path.exists(interface) else workers
+    assert workers == "python3.7"
+    assert {executable(i["pid"]) for i in site.processes("daphne")} == {expected}
+    assert {executable(i["pid"]) for i in site.processes("realtime")} == {workers}
+    if expected != workers:
+        assert tuple(int(part) for part in expected[len("python"):].split(".")) >= (3, 10), expected

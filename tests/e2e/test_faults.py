@@ -17,7 +17,8 @@ import pytest
 import websocket
 
 from harness.client import Browser
-from harness.servers import Site, wait_for
+from harness.servers import wait_for
+from harness.sites import Site
 from harness.stats import percentile
 
 from .chatter import Chatter

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from harness.client import Browser, receive_until
-from harness.servers import REPO, PaasSite
+from harness.servers import REPO
+from harness.sites import PaasSite
 
 from .deployed import deployed
 

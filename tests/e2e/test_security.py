@@ -12,7 +12,7 @@ import redis
 import websocket
 
 from harness.client import Browser
-from harness.servers import REPO, Site
+from harness.sites import REPO, Site
 
 # ---- against the shared deployments ----------------------------------------------------------
 

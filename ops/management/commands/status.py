@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from ops import releases, supervisor
+from ops.deployment import executable
 from ops.models import WorkerStats
 
 
@@ -26,7 +27,7 @@ class Command(BaseCommand):
                                key=lambda i: i["full"]):
                 uptime = ""
                 if info["statename"] == supervisor.RUNNING:
-                    uptime = "pid %d, up %s" % (info["pid"], datetime.timedelta(
+                    uptime = "pid %d, %s, up %s" % (info["pid"], executable(info["pid"]), datetime.timedelta(
                         seconds=info["now"] - info["start"]))
                     names[info["pid"]] = info["full"]
                 self.stdout.write("  %-40s %-9s %s" % (info["full"], info["statename"], uptime))

@@ -1,0 +1,79 @@
+"""The settings the interface server reads too, without Django (it may run on a Python Django 1.11
+does not import on): the var dir, the channel layer, daphne's limits, logging. settings.py takes
+them from here; so does `python -m interface`."""
+import os
+from urllib.parse import quote
+
+from . import env
+from .env import ImproperlyConfigured
+from .paths import Paths
+
+BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Runtime state (database, sockets, logs, static files) of one deployment; tests give each its own.
+CHAT_PATHS = Paths(env.string("VAR_DIR", os.path.join(BASE_DIR, "var")))
+# Which process this is, for logs, health counters and the routing proofs in the tests.
+CHAT_POOL = env.string("POOL", "web")
+CHAT_LOG_LEVEL = env.choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()
+CHAT_LOG_FORMAT = "%(asctime)s " + CHAT_POOL + "[%(process)d] %(levelname)s %(name)s: %(message)s"
+
+# ---- Channel layer -------------------------------------------------------------------------
+if env.string("LAYER", "").lower() in ("inmemory", "in-memory", "memory"):
+    raise ImproperlyConfigured(
+        "CHAT_LAYER=%s is the Deploying guide's single-process fallback (daphne with in-process "
+        "workers): a group send reaches only the sockets of one process, so most of a room would "
+        "miss its messages; use redis (or ipc on one machine)" % env.string("LAYER"))
+CHAT_LAYER = env.choice("LAYER", ("ipc", "redis"), "ipc")
+# "upstream": the libraries' own send and receive with their default capacities, for the
+# benchmarks' side-by-side comparison; "tuned" (the default): the project's layer classes.
+CHAT_LAYER_FLAVOR = env.choice("LAYER_FLAVOR", ("tuned", "upstream"), "tuned")
+# The program this deployment runs for its layer's server, if any (a redis-server of its own when
+# no CHAT_REDIS_URL is given; see ops/programs.py).
+CHAT_LAYER_SERVER = None
+# The password of the deployment's own redis-server (given in CHAT_REDIS_URL otherwise).
+CHAT_REDIS_PASSWORD = env.string("REDIS_PASSWORD", "")
+_layer_config = {
+    "expiry": env.integer("LAYER_EXPIRY", 60, minimum=1),
+    "capacity": env.integer("LAYER_CAPACITY", 100, minimum=1),
+    # All sockets of one daphne share one reply list (daphne.response.<server>!), and group sends
+    # drop silently when a member's list is full: size it for every socket of a daphne times a burst.
+    "channel_capacity": dict.fromkeys(("daphne.response*", "http.response*"),
+                                      env.integer("RESPONSE_CAPACITY", 5000, minimum=1)),
+}
+if CHAT_LAYER == "ipc":
+    _backend = "my_project.layers.IPCChannelLayer"
+    # Shared memory names are global to the machine: one prefix per deployment (var dir).
+    _layer_config["prefix"] = env.string("IPC_PREFIX", CHAT_PATHS.ipc_prefix)
+else:
+    _backend = "my_project.layers.RedisChannelLayer"
+    _hosts = env.redis_urls("REDIS_URL")  # several = sharded by channel name
+    if not _hosts:
+        # `manage.py serve` runs a redis-server of its own, on a loopback port of its var dir's.
+        CHAT_LAYER_SERVER = "redis"
+        _hosts = ["redis://%s127.0.0.1:%d/0" % (
+            ":%s@" % quote(CHAT_REDIS_PASSWORD, safe="") if CHAT_REDIS_PASSWORD else "", CHAT_PATHS.redis_port)]
+    _layer_config.update({
+        "hosts": _hosts,
+        # A password in a URL is %-encoded (redis-py 2.10 would send it as written otherwise).
+        "connection_kwargs": {"decode_components": True},
+        # Seconds a receive blocks on one shard; short when there are several (see
+        # layers/redis_layer.py). Fractions need Redis >= 6.
+        "blpop_timeout": env.number("REDIS_BLPOP_TIMEOUT", 5 if len(_hosts) == 1 else 0.2, minimum=0.01),
+        "prefix": env.string("REDIS_PREFIX", "chat:"),
+    })
+    if env.strings("LAYER_ENCRYPTION_KEYS"):
+        _layer_config["symmetric_encryption_keys"] = env.strings("LAYER_ENCRYPTION_KEYS")
+if CHAT_LAYER_FLAVOR == "upstream":
+    _backend = _backend.replace("my_project.layers.", "my_project.layers.upstream.")
+    for _tuning in ("capacity", "channel_capacity", "blpop_timeout"):
+        _layer_config.pop(_tuning, None)
+CHANNEL_LAYERS = {"default": {
+    "BACKEND": _backend, "CONFIG": _layer_config, "ROUTING": "my_project.routing.channel_routing"}}
+
+
+# ---- The interface server ------------------------------------------------------------------
+# How long daphne waits for a worker's answer to an HTTP request before it answers 503.
+CHAT_HTTP_TIMEOUT = env.integer("HTTP_TIMEOUT", 60, minimum=5)
+# WebSocket subprotocols daphne selects (the first a client offers that is listed here): the
+# versions of chat/protocol.py's frames this site speaks (chat.protocol.VERSION). Channels 1.x's
+# runserver reads CHANNELS_WS_PROTOCOLS for the same; daphne's command line has --ws-protocol.
+CHAT_WS_PROTOCOLS = env.strings("WS_PROTOCOLS", ["chat.v1"])

@@ -1,0 +1,67 @@
+"""asgiref's conformance suite for the project's layer classes, as a plain unittest module: pytest runs
+it on the workers' Python (through test_layers.py), and test_layers.py runs it with unittest on the
+interface server's Python too. Imports no Django."""
+import shutil
+import unittest
+
+from asgiref.conformance import ConformanceTestCase
+
+from harness.servers import RedisServer
+from my_project.layers import IPCChannelLayer, RedisChannelLayer
+from my_project.layers.ipc import remove_segments
+
+needs_redis = unittest.skipIf(shutil.which("redis-server") is None,
+                              "redis-server is not installed (make test installs it)")
+
+
+class IPCConformance(ConformanceTestCase):
+    """The project's IPC layer (asgi_ipc with crash-safe locks)."""
+    expiry_delay = 1.1
+    capacity_limit = 5
+
+    @classmethod
+    def setUpClass(cls):
+        cls.channel_layer = IPCChannelLayer(prefix="chat-conformance", expiry=1, group_expiry=2, capacity=5)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel_layer.flush()
+        remove_segments("chat-conformance")
+
+    def setUp(self):
+        self.channel_layer.flush()
+
+
+class _RedisConformance(ConformanceTestCase):
+    expiry_delay = 1.1
+    capacity_limit = 5
+    shards = 1
+
+    @classmethod
+    def setUpClass(cls):
+        cls.servers = [RedisServer().start() for _ in range(cls.shards)]
+        cls.channel_layer = RedisChannelLayer(
+            hosts=[s.url for s in cls.servers], expiry=1, group_expiry=2, capacity=5,
+            blpop_timeout=0.2)
+
+    @classmethod
+    def tearDownClass(cls):
+        for server in cls.servers:
+            server.close()
+
+    def setUp(self):
+        self.channel_layer.flush()
+
+
+@needs_redis
+class RedisConformance(_RedisConformance):
+    """The project's RedisChannelLayer (short BLPOP timeout) on one server."""
+
+
+@needs_redis
+class ShardedRedisConformance(_RedisConformance):
+    """The same layer sharded over two servers."""
+    shards = 2
+
+
+del ConformanceTestCase, _RedisConformance  # not test cases themselves
