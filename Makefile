@@ -74,7 +74,7 @@ rollout: $(STAMP) var/secret_key
 
 # The Procfile under honcho, as a platform runs it (bin/paas): PORT=5000, the redis layer.
 paas: OS_PACKAGES := redis
-paas: $(STAMP) os-deps var/secret_key
+paas: $(STAMP) os-deps interface var/secret_key
 	@$(WITH_SECRET) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec bin/paas
 
 status: $(STAMP) var/secret_key
