@@ -10,7 +10,8 @@ def test_the_harness_imports_without_django_settings():
     """`python -m bench.run` imports harness/ before any settings exist (a module that reads
     settings at import would stop the bench)."""
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE" and not k.startswith("CHAT_")}
-    result = subprocess.run([sys.executable, "-c", "import harness.client, harness.servers, harness.sites, harness.stats"],
+    imports = "import harness.client, harness.servers, harness.sites, harness.stats"
+    result = subprocess.run([sys.executable, "-c", imports],
                             cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             universal_newlines=True)
     assert result.returncode == 0, result.stdout
