@@ -12,14 +12,12 @@ from my_project import base_settings
 from my_project.env import ImproperlyConfigured
 from my_project.gcfreeze import freeze_startup
 
-# backlog: twisted's default of 50 refuses the 51st simultaneous connect on a Unix socket (nginx 502).
-SOCKET_ENDPOINT = "unix:%s:lockfile=1:backlog=1024"
-
 
 def parser():
     arguments = argparse.ArgumentParser(prog="python -m interface", description=__doc__.split("\n\n")[0])
     arguments.add_argument("--socket-index", type=int,
-                           help="listen on the deployment's daphne socket of this number (supervisord's process_num)")
+                           help="listen as the deployment's daphne of this number (supervisord's process_num): "
+                                "its Unix socket, or its TCP port on CHAT_HOST_ADDRESS")
     arguments.add_argument("--endpoint", action="append", default=[],
                            help="a twisted endpoint, e.g. unix:/path.sock or tcp:8001 (repeatable)")
     arguments.add_argument("--http-timeout", type=int, default=base_settings.CHAT_HTTP_TIMEOUT,
@@ -46,7 +44,7 @@ def main(argv=None):
     options = parser().parse_args(argv)
     endpoints = list(options.endpoint)
     if options.socket_index is not None:
-        endpoints.append(SOCKET_ENDPOINT % base_settings.CHAT_PATHS.daphne_socket(options.socket_index))
+        endpoints.append(base_settings.CHAT_NETWORK.daphne_endpoint(options.socket_index))
     if not endpoints:
         parser().error("give --socket-index N or --endpoint ENDPOINT")
     logging.basicConfig(format=base_settings.CHAT_LOG_FORMAT, level=base_settings.CHAT_LOG_LEVEL)

@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 from . import env
 from .env import ImproperlyConfigured
+from .network import POOLS, ROLES, Network
 from .paths import Paths
 
 BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -15,6 +16,25 @@ CHAT_PATHS = Paths(env.string("VAR_DIR", os.path.join(BASE_DIR, "var")))
 CHAT_POOL = env.string("POOL", "web")
 CHAT_LOG_LEVEL = env.choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()
 CHAT_LOG_FORMAT = "%(asctime)s " + CHAT_POOL + "[%(process)d] %(levelname)s %(name)s: %(message)s"
+
+# ---- Hosts (docs/scaling.md) ---------------------------------------------------------------
+# What this host runs: "all" (one machine, the default) or one role of a cluster (ops/programs.py).
+CHAT_ROLE = env.choice("ROLE", ROLES, "all")
+# The pools a worker host runs.
+CHAT_POOLS = env.strings("POOLS", POOLS)
+if set(CHAT_POOLS) - set(POOLS) or not CHAT_POOLS:
+    raise ImproperlyConfigured("CHAT_POOLS=%s: give some of %s, comma-separated" % (
+        env.raw("POOLS"), ",".join(POOLS)))
+# This host's address among the cluster's: its daphnes, gunicorn, Redis and PostgreSQL listen there
+# (TCP, on the ports of network.Network) instead of on Unix sockets and loopback.
+CHAT_NETWORK = Network(CHAT_PATHS, env.string("HOST_ADDRESS", ""), env.strings("INTERFACE_HOSTS"),
+                       env.strings("WEB_HOSTS"))
+if CHAT_ROLE in ("interface", "web", "redis", "database") and not CHAT_NETWORK.address:
+    raise ImproperlyConfigured("CHAT_ROLE=%s serves other hosts: set CHAT_HOST_ADDRESS to this host's "
+                               "address in the cluster" % CHAT_ROLE)
+if CHAT_ROLE == "balancer" and not CHAT_NETWORK.interface_hosts:
+    raise ImproperlyConfigured("CHAT_ROLE=balancer needs the interface hosts' addresses: set "
+                               "CHAT_INTERFACE_HOSTS (and CHAT_WEB_HOSTS for gunicorn's)")
 
 # ---- Channel layer -------------------------------------------------------------------------
 if env.string("LAYER", "").lower() in ("inmemory", "in-memory", "memory"):
@@ -31,6 +51,9 @@ CHAT_LAYER_FLAVOR = env.choice("LAYER_FLAVOR", ("tuned", "upstream"), "tuned")
 CHAT_LAYER_SERVER = None
 # The password of the deployment's own redis-server (given in CHAT_REDIS_URL otherwise).
 CHAT_REDIS_PASSWORD = env.string("REDIS_PASSWORD", "")
+if CHAT_ROLE == "redis" and not CHAT_REDIS_PASSWORD:
+    raise ImproperlyConfigured("CHAT_ROLE=redis listens for other hosts: set CHAT_REDIS_PASSWORD "
+                               "(the layer's URLs carry it too)")
 _layer_config = {
     "expiry": env.integer("LAYER_EXPIRY", 60, minimum=1),
     "capacity": env.integer("LAYER_CAPACITY", 100, minimum=1),
@@ -43,14 +66,28 @@ if CHAT_LAYER == "ipc":
     _backend = "my_project.layers.IPCChannelLayer"
     # Shared memory names are global to the machine: one prefix per deployment (var dir).
     _layer_config["prefix"] = env.string("IPC_PREFIX", CHAT_PATHS.ipc_prefix)
+elif env.strings("REDIS_SENTINELS"):
+    # Masters found through Sentinel (host:port of each), one per service (several = shards); the
+    # masters and the Sentinels both ask for CHAT_REDIS_PASSWORD.
+    _backend = "my_project.layers.SentinelChannelLayer"
+    _services = env.strings("REDIS_SERVICE", ["chat"])
+    _layer_config.update({
+        "sentinels": env.strings("REDIS_SENTINELS"),
+        "services": _services,
+        "password": CHAT_REDIS_PASSWORD or None,
+        "sentinel_password": CHAT_REDIS_PASSWORD or None,
+        "blpop_timeout": env.number("REDIS_BLPOP_TIMEOUT", 5 if len(_services) == 1 else 0.2, minimum=0.01),
+        "prefix": env.string("REDIS_PREFIX", "chat:"),
+    })
 else:
     _backend = "my_project.layers.RedisChannelLayer"
     _hosts = env.redis_urls("REDIS_URL")  # several = sharded by channel name
     if not _hosts:
         # `manage.py serve` runs a redis-server of its own, on a loopback port of its var dir's.
         CHAT_LAYER_SERVER = "redis"
-        _hosts = ["redis://%s127.0.0.1:%d/0" % (
-            ":%s@" % quote(CHAT_REDIS_PASSWORD, safe="") if CHAT_REDIS_PASSWORD else "", CHAT_PATHS.redis_port)]
+        _hosts = ["redis://%s%s:%d/0" % (
+            (":%s@" % quote(CHAT_REDIS_PASSWORD, safe="") if CHAT_REDIS_PASSWORD else "",) +
+            CHAT_NETWORK.redis_address)]
     _layer_config.update({
         "hosts": _hosts,
         # A password in a URL is %-encoded (redis-py 2.10 would send it as written otherwise).
@@ -63,6 +100,9 @@ else:
     if env.strings("LAYER_ENCRYPTION_KEYS"):
         _layer_config["symmetric_encryption_keys"] = env.strings("LAYER_ENCRYPTION_KEYS")
 if CHAT_LAYER_FLAVOR == "upstream":
+    if "Sentinel" in _backend:
+        raise ImproperlyConfigured("CHAT_LAYER_FLAVOR=upstream has no Sentinel layer that daphne can "
+                                   "read (asgi_redis' receive_twisted fails on it): unset CHAT_REDIS_SENTINELS")
     _backend = _backend.replace("my_project.layers.", "my_project.layers.upstream.")
     for _tuning in ("capacity", "channel_capacity", "blpop_timeout"):
         _layer_config.pop(_tuning, None)

@@ -24,6 +24,8 @@ class Paths(object):
         self.gunicorn_socket = os.path.join(self.run, "gunicorn.sock")
         self.redis_conf = os.path.join(self.run, "redis.conf")
         self.redis_data = os.path.join(self.var, "redis")
+        self.sentinel_conf = os.path.join(self.run, "sentinel.conf")  # Sentinel rewrites it as it learns
+        self.postgres_data = os.path.join(self.var, "postgres")  # a database host's cluster
         self.nginx_conf_dir = os.path.join(self.var, "nginx-conf")  # rendered from the checkout's nginx/
         self.nginx_conf = os.path.join(self.nginx_conf_dir, "nginx.conf")
         self.nginx_prefix = os.path.join(self.var, "nginx")  # nginx's temporary files

@@ -7,7 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 from . import env
 from .base_settings import (  # noqa: F401 (settings Django and the project read from here)
     BASE_DIR, CHANNEL_LAYERS, CHAT_HTTP_TIMEOUT, CHAT_LAYER, CHAT_LAYER_FLAVOR, CHAT_LAYER_SERVER, CHAT_LOG_FORMAT,
-    CHAT_LOG_LEVEL, CHAT_PATHS, CHAT_POOL, CHAT_REDIS_PASSWORD, CHAT_WS_PROTOCOLS
+    CHAT_LOG_LEVEL, CHAT_NETWORK, CHAT_PATHS, CHAT_POOL, CHAT_POOLS, CHAT_REDIS_PASSWORD, CHAT_ROLE, CHAT_WS_PROTOCOLS
 )
 
 DEBUG = env.boolean("DEBUG", False)
@@ -121,6 +121,8 @@ CHAT_WORKERS_REALTIME = env.integer("WORKERS_REALTIME", 2, minimum=1, maximum=64
 CHAT_WORKERS_BACKGROUND = env.integer("WORKERS_BACKGROUND", 1, minimum=1, maximum=64)
 CHAT_WORKERS_DEFAULT = env.integer("WORKERS_DEFAULT", 1, minimum=1, maximum=64)
 CHAT_GUNICORN_WORKERS = env.integer("GUNICORN_WORKERS", 2, minimum=1, maximum=64)
+# A Redis host's master ("address:port") when its redis-server starts as a replica (Sentinel layout).
+CHAT_REDIS_REPLICA_OF = env.string("REDIS_REPLICA_OF", "")
 
 # ---- Chat ----------------------------------------------------------------------------------
 CHAT_MESSAGE_MAX_LENGTH = env.integer("MESSAGE_MAX_LENGTH", 2000, minimum=1)

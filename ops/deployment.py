@@ -10,7 +10,7 @@ import urllib.request
 from channels import DEFAULT_CHANNEL_LAYER, channel_layers
 from django.conf import settings
 
-from . import preflight, programs, releases, render, supervisor
+from . import database, preflight, programs, releases, render, supervisor
 from .environment import MARK, environment
 from .exceptions import DeploymentError
 
@@ -54,12 +54,13 @@ class Deployment(object):
     def __init__(self):
         self.paths = settings.CHAT_PATHS
         self.process = None  # supervisord, once start() has run it
+        self.started = []  # the programs this host runs
 
     def start(self):
         """Check everything, prepare the files, and run supervisord (DeploymentError, with nothing
         left running, when a check fails)."""
+        started = self.started = programs.started_here()
         env = environment()
-        started = programs.started_here()
         preflight.check(env, started)
         self.prepare(started)
         supervisord = preflight.binary("supervisord", env["PATH"], "supervisor (pip; `make venv`)")
@@ -74,9 +75,12 @@ class Deployment(object):
         # Leftovers of a run that was killed: nobody is using them (preflight found no supervisord).
         for name in os.listdir(self.paths.run):
             os.unlink(os.path.join(self.paths.run, name))
-        self.layer().remove_storage()
+        if settings.CHAT_ROLE == "all":  # shared memory of this machine's own layer
+            self.layer().remove_storage()
         releases.ensure_current()
         render.write(started)
+        if programs.named("postgres") in started:
+            database.prepare()
 
     @staticmethod
     def layer():
@@ -115,8 +119,10 @@ class Deployment(object):
             return path
         return "%s (last line: %s)" % (path, last[-1]) if last else path
 
-    @staticmethod
-    def healthy():
+    def healthy(self):
+        """/healthz through nginx, where this host runs it (other hosts: RUNNING is all they tell)."""
+        if programs.named("nginx") not in self.started:
+            return True
         try:
             with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % settings.CHAT_PORT, timeout=2) as resp:
                 return resp.status == 200
@@ -138,4 +144,5 @@ class Deployment(object):
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        self.layer().remove_storage()
+        if settings.CHAT_ROLE == "all":
+            self.layer().remove_storage()

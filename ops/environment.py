@@ -6,7 +6,7 @@ import sys
 from channels import DEFAULT_CHANNEL_LAYER, channel_layers
 from django.conf import settings
 
-from . import programs, releases
+from . import database, programs, releases
 
 MAX_FDS = 65536
 # Every process of a deployment carries this variable, set to its run dir (supervisord.conf puts its
@@ -46,10 +46,11 @@ def environment(base=None):
         MARK: paths.run,
         "CHAT_LOG_DIR": paths.log,
         "CHAT_SUPERVISOR_SOCKET": paths.supervisor_socket,
-        "CHAT_GUNICORN_SOCKET": paths.gunicorn_socket,
+        "CHAT_GUNICORN_BIND": settings.CHAT_NETWORK.gunicorn_bind(),
         "CHAT_NGINX_CONF": paths.nginx_conf,
         "CHAT_NGINX_PREFIX": paths.nginx_prefix,
         "CHAT_REDIS_CONF": paths.redis_conf,
+        "CHAT_SENTINEL_CONF": paths.sentinel_conf,
         "CHAT_CURRENT_RELEASE_LINK": releases.current_link(),  # bin/in-release starts workers there
         "CHAT_MINFDS": str(file_limit()),
         "CHAT_DAPHNE_PYTHON": interface_python(),
@@ -60,6 +61,8 @@ def environment(base=None):
         "CHAT_GUNICORN_WORKERS": str(settings.CHAT_GUNICORN_WORKERS),
     })
     started = programs.started_here()
+    # supervisord.conf names every program's command; only a database host can compute its own.
+    env["CHAT_POSTGRES_COMMAND"] = database.command() if programs.named("postgres") in started else "false"
     env.update({programs.start_variable(program): "true" if program in started else "false"
                 for program in programs.PROGRAMS})
     return env

@@ -7,7 +7,7 @@ from django.conf import settings
 
 from my_project.layers.base import LayerUnavailable
 
-from . import supervisor
+from . import programs, supervisor
 from .exceptions import DeploymentError
 
 SOCKET_PATH_LIMIT = 100  # sun_path is 108 bytes; leave room for daphne's ".lock"
@@ -31,14 +31,18 @@ def check(env, started):
         free(settings.CHAT_PORT, "port %d is in use: stop what listens there or pick another "
              "(PORT=%d make run)" % (settings.CHAT_PORT, settings.CHAT_PORT + 1))
     if "redis" in names:
-        free(paths.redis_port, "port %d, where this deployment runs its redis-server, is in use: "
-             "stop what listens there, or give CHAT_REDIS_URL" % paths.redis_port)
-    if not settings.CHAT_LAYER_SERVER:  # a server of the deployment's own is not up yet
+        address, port = settings.CHAT_NETWORK.redis_address
+        free(port, "port %d, where this deployment runs its redis-server, is in use: "
+             "stop what listens there, or give CHAT_REDIS_URL" % port, address)
+    clients = programs.clients(started)
+    # A server of the deployment's own is not up yet; a host of a cluster needs the others' up.
+    if "layer" in clients and not (settings.CHAT_LAYER_SERVER and "redis" in names):
         try:
             channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer.check()
         except LayerUnavailable as exc:
             raise DeploymentError(str(exc))
-    check_database()
+    if "database" in clients:
+        check_database()
 
 
 def binary(name, path, package):
@@ -51,12 +55,12 @@ def binary(name, path, package):
     return found
 
 
-def free(port, problem):
-    """DeploymentError(problem) when a loopback port cannot be bound."""
+def free(port, problem, address="127.0.0.1"):
+    """DeploymentError(problem) when a port cannot be bound."""
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is fine
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((address, port))
         except OSError:
             raise DeploymentError(problem)
 

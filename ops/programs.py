@@ -1,34 +1,60 @@
-"""The programs of supervisord.conf, and which of them this deployment starts."""
+"""The programs of supervisord.conf, and which of them this host starts."""
 import collections
 
 from django.conf import settings
 
-Program = collections.namedtuple("Program", "name binary package layer_server")
-Program.__doc__ = """A supervisord program: `binary`, when not None, must be on PATH (apt `package`);
-a `layer_server` runs only where it is the layer's own (settings.CHAT_LAYER_SERVER)."""
-Program.__new__.__defaults__ = (None, None, False)  # binary, package, layer_server
+Program = collections.namedtuple("Program", "name role binary package layer_server pool clients")
+Program.__doc__ = """A supervisord program of a host of `role`: `binary`, when not None, must be on PATH
+(apt `package`); a `layer_server` runs on one machine only where it is the layer's own
+(settings.CHAT_LAYER_SERVER); a worker `pool` (settings.CHAT_POOLS); `clients`: what it connects to
+("layer", "database"), checked before it starts."""
+Program.__new__.__defaults__ = (None, None, False, None, ())
 
 # In supervisord.conf's order. supervisord starts a program when CHAT_START_<NAME> says so
 # (environment.py sets it from started_here()).
 PROGRAMS = (
-    Program("redis", "redis-server", "redis-server", layer_server=True),
-    Program("daphne"),
-    Program("workers-realtime"),
-    Program("workers-background"),
-    Program("workers-default"),
-    Program("delay"),
-    Program("gunicorn"),
-    Program("nginx", "nginx", "nginx-light"),
+    Program("redis", "redis", "redis-server", "redis-server", layer_server=True),
+    Program("sentinel", "redis", "redis-server", "redis-server"),
+    Program("postgres", "database"),
+    Program("daphne", "interface", clients=("layer",)),
+    Program("workers-realtime", "worker", pool="realtime", clients=("layer", "database")),
+    Program("workers-background", "worker", pool="background", clients=("layer", "database")),
+    Program("workers-default", "worker", pool="default", clients=("layer", "database")),
+    Program("delay", "worker", pool="default", clients=("layer", "database")),
+    Program("gunicorn", "web", clients=("layer", "database")),
+    Program("nginx", "balancer", "nginx", "nginx-light"),
 )
 
 
 def started_here():
-    """The programs this deployment starts: all of them on one machine, but a layer server only
-    when it is the deployment's own (CHAT_LAYER_SERVER), and no gunicorn in the asgi shape
-    (CHAT_TOPOLOGY). The one place that decides what runs where: per-host roles choose here."""
-    return [program for program in PROGRAMS
-            if (not program.layer_server or settings.CHAT_LAYER_SERVER == program.name)
-            and not (program.name == "gunicorn" and settings.CHAT_TOPOLOGY == "asgi")]
+    """The programs this host starts. One machine (CHAT_ROLE=all) runs every program of the
+    deployment, but a layer server only when it is the deployment's own (CHAT_LAYER_SERVER); a host
+    of a cluster runs its role's: its pools only (CHAT_POOLS), a Sentinel beside its Redis when the
+    layer finds its masters through them. No gunicorn in the asgi shape (CHAT_TOPOLOGY). The one
+    place that decides what runs where."""
+    return [program for program in PROGRAMS if _runs_here(program, settings.CHAT_ROLE)]
+
+
+def _runs_here(program, role):
+    if role == "all":
+        if program.role in ("redis", "database"):
+            return program.layer_server and settings.CHAT_LAYER_SERVER == program.name
+    elif program.role != role:
+        return False
+    if program.pool is not None and program.pool not in settings.CHAT_POOLS:
+        return False
+    if program.name == "sentinel" and "sentinels" not in settings.CHANNEL_LAYERS["default"]["CONFIG"]:
+        return False
+    return not (program.name == "gunicorn" and settings.CHAT_TOPOLOGY == "asgi")
+
+
+def named(name):
+    return next(program for program in PROGRAMS if program.name == name)
+
+
+def clients(started):
+    """What the programs about to start connect to: {"layer", "database"} or less."""
+    return {client for program in started for client in program.clients}
 
 
 def start_variable(program):

@@ -15,7 +15,7 @@ PLACEHOLDER = re.compile(r"\{\{ *([a-z_]+) *\}\}")
 
 def nginx_values():
     """What the templates' {{ name }}s stand for: nginx has no variables for paths and ports."""
-    paths = settings.CHAT_PATHS
+    paths, network = settings.CHAT_PATHS, settings.CHAT_NETWORK
     return {
         # Workers as root would make nginx's workers fall back to "nobody", who cannot reach the
         # sockets in the checkout; run them as the user who owns the deployment.
@@ -28,10 +28,8 @@ def nginx_values():
         "static_dir": paths.static,
         "port": str(settings.CHAT_PORT),
         "topology": settings.CHAT_TOPOLOGY,
-        "gunicorn_socket": paths.gunicorn_socket,
-        "daphne_servers": "\n".join(
-            "        server unix:%s max_fails=0;" % paths.daphne_socket(n)
-            for n in range(settings.CHAT_DAPHNE_PROCS)),
+        "daphne_servers": upstream_servers(network.daphne_upstreams(settings.CHAT_DAPHNE_PROCS)),
+        "gunicorn_servers": upstream_servers(network.gunicorn_upstreams()),
         # Above the 25 s hold and daphne's --http-timeout: daphne answers first.
         "daphne_read_timeout": "%ds" % (settings.CHAT_HTTP_TIMEOUT + 15),
         # The inverse shape's paths for gunicorn (CHAT_WSGI_PATHS), each a location of its own.
@@ -39,6 +37,17 @@ def nginx_values():
             "        location %s {\n            include %s/to-gunicorn.conf;\n        }"
             % (path, paths.nginx_conf_dir) for path in settings.CHAT_WSGI_PATHS),
     }
+
+
+def upstream_servers(addresses):
+    """An upstream block's servers. A local socket refuses at once while its server restarts:
+    never mark it down (max_fails=0), the next is tried. Another host may not answer at all (cut
+    off): after one failed connect, leave it alone for 10 s instead of making every new client wait
+    for proxy_connect_timeout."""
+    def server(address):
+        return "        server %s %s;" % (
+            address, "max_fails=0" if address.startswith("unix:") else "max_fails=1 fail_timeout=10s")
+    return "\n".join(server(address) for address in addresses)
 
 
 def templates():
@@ -57,16 +66,52 @@ def nginx_file(name, template_text, values=None):
 
 
 def redis_conf():
+    """The deployment's own redis-server: loopback on one machine, a Redis host's address (a
+    replica of CHAT_REDIS_REPLICA_OF, when given) in a cluster; no persistence either way."""
     paths = settings.CHAT_PATHS
-    password = settings.CHAT_REDIS_PASSWORD
-    return "\n".join([
-        "port %d" % paths.redis_port,
-        "bind 127.0.0.1",          # loopback only; another machine reaches it through its own URL
+    address, port = settings.CHAT_NETWORK.redis_address
+    lines = [
+        "port %d" % port,
+        "bind %s" % address,       # another host reaches it on its cluster address, nothing else
         "protected-mode yes",
         'save ""',                 # a channel layer: nothing worth keeping across restarts
         "appendonly no",
         "dir %s" % paths.redis_data,
-    ] + (['requirepass "%s"' % password.replace('"', '\\"')] if password else [])) + "\n"
+    ]
+    password = settings.CHAT_REDIS_PASSWORD
+    if password:
+        lines += ["requirepass %s" % _quoted(password), "masterauth %s" % _quoted(password)]
+    if settings.CHAT_REDIS_REPLICA_OF:
+        lines.append("replicaof %s %s" % tuple(settings.CHAT_REDIS_REPLICA_OF.rsplit(":", 1)))
+    return "\n".join(lines) + "\n"
+
+
+def sentinel_conf():
+    """A Redis host's Sentinel: watches the layer's service, starting from the master this host
+    replicates (or itself); a majority of the cluster's Sentinels (2 of 3) agree on a failover."""
+    network, password = settings.CHAT_NETWORK, settings.CHAT_REDIS_PASSWORD
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    service = config["services"][0]
+    master = settings.CHAT_REDIS_REPLICA_OF or "%s:%d" % network.redis_address
+    quorum = len(config["sentinels"]) // 2 + 1
+    return "\n".join([
+        "port %d" % network.SENTINEL_PORT,
+        "bind %s" % network.address,
+        "dir %s" % settings.CHAT_PATHS.redis_data,
+        "requirepass %s" % _quoted(password),          # clients of this Sentinel
+        "sentinel sentinel-pass %s" % _quoted(password),  # the other Sentinels
+        "sentinel monitor %s %s %s %d" % ((service,) + tuple(master.rsplit(":", 1)) + (quorum,)),
+        "sentinel auth-pass %s %s" % (service, _quoted(password)),
+        # Seconds without an answer before a master is down: short, the layer is at most once and
+        # the chat resends what a failover loses.
+        "sentinel down-after-milliseconds %s 2000" % service,
+        "sentinel failover-timeout %s 10000" % service,
+        "sentinel parallel-syncs %s 2" % service,
+    ]) + "\n"
+
+
+def _quoted(value):
+    return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def write(started):
@@ -82,9 +127,12 @@ def write(started):
                 text = nginx_file(name, template.read(), values)
             with open(os.path.join(paths.nginx_conf_dir, name), "w") as rendered:
                 rendered.write(text)
-    if "redis" in names:
+    if "redis" in names or "sentinel" in names:
         os.makedirs(paths.redis_data, exist_ok=True)
+    if "redis" in names:
         write_private(paths.redis_conf, redis_conf())
+    if "sentinel" in names:
+        write_private(paths.sentinel_conf, sentinel_conf())
 
 
 def write_private(path, text):

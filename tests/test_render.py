@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from my_project.network import Network
 from my_project.paths import Paths
 from ops import programs, render
 from ops.exceptions import DeploymentError
@@ -14,10 +15,12 @@ from ops.exceptions import DeploymentError
 NGINX = [programs.Program("nginx", "nginx", "nginx-light")]
 
 
-def rendered(tmp_path, topology, **more):
+def rendered(tmp_path, topology, network=None, **more):
     """The rendered nginx files of a deployment in tmp_path in that shape: {name: text}."""
     paths = Paths(str(tmp_path / topology))
-    with override_settings(CHAT_PATHS=paths, CHAT_TOPOLOGY=topology, **more):
+    network = network or Network(paths)
+    network.paths = paths
+    with override_settings(CHAT_PATHS=paths, CHAT_NETWORK=network, CHAT_TOPOLOGY=topology, **more):
         render.write(NGINX)
     return paths, {name: open(os.path.join(paths.nginx_conf_dir, name)).read()
                    for name in os.listdir(paths.nginx_conf_dir)}
@@ -33,6 +36,25 @@ def test_every_shape_renders_a_configuration_nginx_accepts(tmp_path, topology):
     assert "include %s/%s.conf;" % (paths.nginx_conf_dir, topology) in main
     for n in range(settings.CHAT_DAPHNE_PROCS):
         assert "server unix:%s max_fails=0;" % paths.daphne_socket(n) in main
+    nginx_accepts(paths)
+
+
+def test_a_balancer_proxies_to_the_hosts_over_tcp(tmp_path):
+    """A balancer's upstreams are the interface hosts' daphnes (each host's CHAT_DAPHNE_PROCS ports)
+    and the web hosts' gunicorns, each left alone for a while after a failed connect (a host cut
+    off does not refuse, it stays silent); nginx accepts it."""
+    network = Network(None, "", ["10.9.0.3", "10.9.0.4"], ["10.9.0.7"])
+    paths, files = rendered(tmp_path, "split", network)
+    main = files["nginx.conf"]
+    for host in ("10.9.0.3", "10.9.0.4"):
+        for n in range(settings.CHAT_DAPHNE_PROCS):
+            assert "server %s:%d max_fails=1 fail_timeout=10s;" % (host, Network.DAPHNE_PORT + n) in main
+    assert "server 10.9.0.7:%d max_fails=1" % Network.GUNICORN_PORT in main
+    assert "unix:" not in main
+    nginx_accepts(paths)
+
+
+def nginx_accepts(paths):
     if shutil.which("nginx") is None:
         pytest.skip("nginx is not installed (make test installs it)")
     for directory in (paths.log, paths.run):  # as the deployment makes them before nginx starts
@@ -70,3 +92,18 @@ def test_redis_conf_is_loopback_only_with_the_password():
     assert "port %d\nbind 127.0.0.1\n" % settings.CHAT_PATHS.redis_port in text
     assert 'save ""' in text and "appendonly no" in text
     assert 'requirepass "pa\\"ss"' in text
+
+
+def test_a_redis_host_replicates_and_its_sentinel_watches_the_master():
+    """A Redis host of the Sentinel layout listens on its address, replicates its master with the
+    password, and its Sentinel watches that master with a majority quorum, password on both sides."""
+    network = Network(settings.CHAT_PATHS, "10.9.0.22")
+    layers = {"default": dict(settings.CHANNEL_LAYERS["default"], CONFIG={
+        "sentinels": ["10.9.0.21:26379", "10.9.0.22:26379", "10.9.0.23:26379"], "services": ["chat"]})}
+    with override_settings(CHAT_NETWORK=network, CHAT_REDIS_PASSWORD="pw", CHAT_REDIS_REPLICA_OF="10.9.0.21:6379",
+                           CHANNEL_LAYERS=layers):
+        redis_text, sentinel_text = render.redis_conf(), render.sentinel_conf()
+    assert "port 6379\nbind 10.9.0.22\n" in redis_text
+    assert 'masterauth "pw"' in redis_text and "replicaof 10.9.0.21 6379" in redis_text
+    assert "bind 10.9.0.22" in sentinel_text and "sentinel monitor chat 10.9.0.21 6379 2" in sentinel_text
+    assert 'sentinel auth-pass chat "pw"' in sentinel_text and 'requirepass "pw"' in sentinel_text

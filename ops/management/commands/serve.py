@@ -25,12 +25,7 @@ class Command(BaseCommand):
         try:
             deployment.start()
             self.wait(deployment, options["timeout"], stopping)
-            self.stdout.write(
-                "Chat is up: http://127.0.0.1:%d  (%s shape, layer %s; %d daphne; workers %d realtime, "
-                "%d background, %d default; logs in %s). Ctrl-C stops it all." % (
-                    settings.CHAT_PORT, settings.CHAT_TOPOLOGY, settings.CHAT_LAYER, settings.CHAT_DAPHNE_PROCS,
-                    settings.CHAT_WORKERS_REALTIME, settings.CHAT_WORKERS_BACKGROUND,
-                    settings.CHAT_WORKERS_DEFAULT, deployment.paths.log))
+            self.stdout.write(self.ready_line(deployment))
             self.stdout.flush()
             while not stopping and deployment.process.poll() is None:
                 time.sleep(0.2)
@@ -45,6 +40,18 @@ class Command(BaseCommand):
                 self.stdout.write("Stopping every process of the deployment...")
                 deployment.stop()
                 self.stdout.write("Stopped.")
+
+    @staticmethod
+    def ready_line(deployment):
+        if settings.CHAT_ROLE == "all":
+            return ("Chat is up: http://127.0.0.1:%d  (%s shape, layer %s; %d daphne; workers %d realtime, "
+                    "%d background, %d default; logs in %s). Ctrl-C stops it all." % (
+                        settings.CHAT_PORT, settings.CHAT_TOPOLOGY, settings.CHAT_LAYER, settings.CHAT_DAPHNE_PROCS,
+                        settings.CHAT_WORKERS_REALTIME, settings.CHAT_WORKERS_BACKGROUND,
+                        settings.CHAT_WORKERS_DEFAULT, deployment.paths.log))
+        # A host of a cluster (`manage.py cluster` waits for this line).
+        return "Host up: role %s, %s (logs in %s). Ctrl-C stops it." % (
+            settings.CHAT_ROLE, ", ".join(program.name for program in deployment.started), deployment.paths.log)
 
     def wait(self, deployment, timeout, stopping):
         """wait_ready, but a Ctrl-C during start-up stops at once."""
