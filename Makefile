@@ -25,11 +25,12 @@ MANAGE := $(PY) manage.py
 # Before a recipe's manage.py commands: CHAT_SECRET_KEY from the environment, else var/secret_key's.
 WITH_SECRET = export CHAT_SECRET_KEY="$${CHAT_SECRET_KEY:-$$(cat var/secret_key)}";
 
-.PHONY: help venv interface os-deps run paas stop ctl status rollout lint test bench freeze clean
+.PHONY: help venv interface os-deps run cluster paas stop ctl status rollout lint test bench freeze clean
 
 help:
 	@echo "make run    - set up, then run the whole deployment on http://127.0.0.1:$${CHAT_PORT:-8000} (PORT=, LAYER=ipc|redis, REDIS_URL=, TOPOLOGY=split|asgi|inverse)"
 	@echo "make test   - set up, then run the whole test suite"
+	@echo "make cluster - as root: the deployment over 10 hosts in network namespaces (LAYOUT=sharded|sentinel, PORT=)"
 	@echo "make paas   - set up, then run the site from the Procfile with honcho, as a platform would (PORT=5000)"
 	@echo "make status - every program's state and each channel's depth"
 	@echo "make stop   - stop a deployment started from this checkout"
@@ -71,6 +72,11 @@ rollout: $(STAMP) var/secret_key
 	@test -n "$(RELEASE)" || { echo "error: name the release: make rollout RELEASE=name [ROLLOUT_ARGS=--dry-run]"; exit 2; }
 	@$(WITH_SECRET) $(MANAGE) release list | grep -qw "$(RELEASE)" || $(MANAGE) release create "$(RELEASE)"; \
 	$(MANAGE) rollout "$(RELEASE)" $(ROLLOUT_ARGS)
+
+# Ten hosts, each a network namespace of this machine (root only): docs/scaling.md.
+cluster: OS_PACKAGES := nginx redis postgresql
+cluster: $(STAMP) os-deps interface var/secret_key
+	@$(WITH_SECRET) exec $(MANAGE) cluster --layout $(or $(LAYOUT),sharded)
 
 # The Procfile under honcho, as a platform runs it (bin/paas): PORT=5000, the redis layer.
 paas: OS_PACKAGES := redis

@@ -187,3 +187,73 @@ class PaasSite(Site):
 
     def log_tails(self, lines=40):
         return "\n".join(self.read_output().splitlines()[-lines:])
+
+
+class ClusterSite(Site):
+    """The deployment over ten hosts, each a network namespace, as `make cluster` starts it (root)."""
+
+    def __init__(self, layout="sharded", **env):
+        super(ClusterSite, self).__init__(**env)
+        self.cluster_layout = layout
+        self.root = os.path.join(self.var_dir, "cluster")
+
+    def start(self, timeout=240):
+        with open(self.output, "w") as out:
+            self.process = subprocess.Popen(
+                [PYTHON, "manage.py", "cluster", "--layout", self.cluster_layout], cwd=REPO, env=self.env,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for(lambda: "Cluster is up" in self.read_output() or self.process.poll() is not None,
+                     timeout, "the cluster to come up")
+            assert self.process.poll() is None, self.read_output()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def plan(self):
+        from ops.cluster.plan import Plan
+        return Plan(self.root, self.cluster_layout, self.port)
+
+    def host(self, name):
+        from ops.cluster import plan
+        return next(host for host in plan.HOSTS if host.name == name)
+
+    def namespaces(self):
+        from ops.cluster.netns import Namespaces
+        return Namespaces(self.root)
+
+    def manage(self, *args, **kwargs):
+        """A management command on a host (worker-1 by default: it reaches the layer and the database)."""
+        host = self.host(kwargs.get("host", "worker-1"))
+        return subprocess.run(
+            self.namespaces().exec_prefix(host.name) + [PYTHON, "manage.py"] + list(args), cwd=REPO,
+            env=self.plan().environment(host, self.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            universal_newlines=True, timeout=kwargs.get("timeout", 120))
+
+    def host_paths(self, name):
+        return Paths(self.plan().var_dir(self.host(name)))
+
+    def host_supervisor(self, name):
+        return supervisor.connect(self.host_paths(name).supervisor_socket).supervisor
+
+    def supervisor(self):
+        return self.host_supervisor("worker-1")
+
+    def leftovers(self):
+        from ops.cluster import plan
+        return [pid for host in plan.HOSTS for pid in processes_of(self.host_paths(host.name).run)]
+
+    def log_tails(self, lines=15):
+        from ops.cluster import plan
+        out = [self.read_output()]
+        for host in plan.HOSTS:
+            for path in sorted(glob.glob(os.path.join(self.host_paths(host.name).log, "*.log"))):
+                with open(path, errors="replace") as log:
+                    tail = log.read().splitlines()[-lines:]
+                out.append("==> %s/%s <==\n%s" % (host.name, os.path.basename(path), "\n".join(tail)))
+        return "\n".join(out)
+
+    def close(self):
+        super(ClusterSite, self).close()
+        self.namespaces().remove()  # the cluster command removes them; this covers its being killed

@@ -51,6 +51,7 @@ def environment(base=None):
         "CHAT_NGINX_PREFIX": paths.nginx_prefix,
         "CHAT_REDIS_CONF": paths.redis_conf,
         "CHAT_SENTINEL_CONF": paths.sentinel_conf,
+        "CHAT_REDIS_AUTORESTART": "false" if programs.named("sentinel") in programs.started_here() else "true",
         "CHAT_CURRENT_RELEASE_LINK": releases.current_link(),  # bin/in-release starts workers there
         "CHAT_MINFDS": str(file_limit()),
         "CHAT_DAPHNE_PYTHON": interface_python(),

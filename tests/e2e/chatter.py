@@ -14,6 +14,9 @@ from harness.client import Browser
 # server's queues (daphne closes sockets whose frames find websocket.receive full).
 WINDOW = 10
 RESEND = 3.0
+# A socket on which the server has said nothing for this long while a message waits for its ack is
+# dead (its interface host cut off: no close ever comes): drop it and reconnect (the README's contract).
+SILENCE = 10.0
 
 
 class Chatter(object):
@@ -38,6 +41,8 @@ class Chatter(object):
         self.reader = None
         self.sent_at = {}       # client_id -> first send time, for latency
         self.latencies = []
+        self.acked_times = []   # when each ack arrived, for the recovery time after a fault
+        self.heard = 0.0        # when the server last said anything on the current socket
 
     # ---- connection ----------------------------------------------------------------------------
     def connect(self, timeout=10):
@@ -45,6 +50,7 @@ class Chatter(object):
         ws.settimeout(None)
         with self.lock:
             self.ws = ws
+            self.heard = time.time()
             self.transmitted.clear()  # nothing is in flight on a new socket
         self.reader = threading.Thread(target=self._read, args=(ws,), daemon=True)
         self.reader.start()
@@ -56,7 +62,12 @@ class Chatter(object):
         return self.ws is not None
 
     def ensure(self):
-        """Reconnect if the socket dropped; True when connected."""
+        """Reconnect if the socket dropped or went silent; True when connected."""
+        with self.lock:
+            silent = self.ws is not None and self.outbox and time.time() - self.heard > SILENCE and \
+                time.time() - min(self.sent_at[c] for c in self.outbox) > SILENCE
+        if silent:
+            self.close()
         if self.connected():
             return True
         try:
@@ -84,6 +95,7 @@ class Chatter(object):
 
     def _handle(self, frame):
         with self.lock:
+            self.heard = time.time()
             if frame["type"] == "message":
                 self._see(frame)
             elif frame["type"] == "ack":
@@ -122,6 +134,7 @@ class Chatter(object):
             del self.outbox[client_id]
             self.transmitted.pop(client_id, None)
             self.latencies.append(time.time() - self.sent_at[client_id])
+            self.acked_times.append(time.time())
             self.acks[client_id] = message_id
             self.flush()  # the window moved on
 

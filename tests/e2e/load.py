@@ -56,6 +56,7 @@ class Load(object):
                        for _ in range(chatters)]
         self.pollers = [PollReader(site.url, room) for _ in range(pollers)]
         self.sent = []
+        self.event_started = None  # set by mark(): recovery is measured from there
         self.stop = threading.Event()
         self.threads = []
 
@@ -76,6 +77,18 @@ class Load(object):
             n += 1
             person.flush()
             self.stop.wait(self.interval)
+
+    def mark(self):
+        """The event starts now."""
+        self.event_started = time.time()
+
+    def recovery(self):
+        """Seconds from the event's start without a single ack: the longest such gap after it."""
+        if self.event_started is None:
+            return 0.0
+        times = sorted(t for p in self.people for t in p.acked_times if t >= self.event_started)
+        points = [self.event_started] + times
+        return max(b - a for a, b in zip(points, points[1:])) if times else float("inf")
 
     def finish(self, timeout=120):
         """Stop sending, let every client resend and catch up, stop the readers; the tally."""
@@ -126,6 +139,7 @@ class Load(object):
             "p50_ms": 1000 * percentile(latencies, 0.50),
             "unsettled": unsettled,
             "poll_errors": sum(p.errors for p in self.pollers),
+            "recovery_s": self.recovery(),
         }
 
 
@@ -139,12 +153,13 @@ def check(result):
 
 # Rows of the fault suite's table, printed at the end of the run (tests/conftest.py).
 RESULTS = []
-COLUMNS = ("event", "sent", "acked", "delivered", "duplicated", "lost", "reconnects", "p50_ms", "p99_ms")
+COLUMNS = ("event", "sent", "acked", "delivered", "duplicated", "lost", "reconnects", "p50_ms", "p99_ms",
+           "recovery_s")
 
 
 def table(rows):
-    lines = ["%-36s %6s %6s %9s %10s %5s %10s %8s %8s" % COLUMNS]
+    lines = ["%-36s %6s %6s %9s %10s %5s %10s %8s %8s %10s" % COLUMNS]
     for row in rows:
-        lines.append("%-36s %6d %6d %9d %10d %5d %10d %8.1f %8.1f" % tuple(
+        lines.append("%-36s %6d %6d %9d %10d %5d %10d %8.1f %8.1f %10.1f" % tuple(
             row.get(column, 0) for column in COLUMNS))
     return "\n".join(lines)

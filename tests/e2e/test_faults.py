@@ -202,6 +202,7 @@ def test_event_under_load(fault_site, event, soak):
                     pollers=5 if soak else 2).start()
         time.sleep(30 if soak else 3)
         started = time.time()
+        load.mark()
         try:
             event(fault_site)
         finally:

@@ -17,7 +17,7 @@
   // At most WINDOW messages in flight, oldest first, each sent again after RESEND ms without an
   // ack: a backlog after a long disconnect trickles out instead of flooding the server's queues.
   var WINDOW = 10, RESEND = 5000;
-  var ws = null, failures = 0, everOpen = false, mode = "ws", pingTimer = null, resendTimer = null;
+  var ws = null, failures = 0, everOpen = false, mode = "ws", pingTimer = null, resendTimer = null, heard = 0;
   var pausedUntil = 0;      // after rate_limited: nothing is sent before this (ms since the epoch)
   var waitingFor = null;    // the refused message the server waits for: sent first when resuming
   var catchingUp = false, catchUpAgain = false;
@@ -209,11 +209,18 @@
       statusEl.setAttribute("data-protocol", ws.protocol);  // the subprotocol daphne selected
       catchUp();
       flushOutbox();
-      pingTimer = setInterval(function () { ws.send(JSON.stringify({type: "ping"})); }, 20000);
+      heard = Date.now();
+      pingTimer = setInterval(function () {
+        // The server answers every ping: a socket silent for 30 s is dead (its interface host cut
+        // off, so no close ever comes): give it up and reconnect through the balancer.
+        if (Date.now() - heard > 30000) { return abandon(); }
+        ws.send(JSON.stringify({type: "ping"}));
+      }, 10000);
       // anything still unacked after a few seconds is sent again (the server keeps one copy)
       resendTimer = setInterval(flushOutbox, 1000);
     };
     ws.onmessage = function (event) {
+      heard = Date.now();
       var frame = JSON.parse(event.data);
       if (frame.type === "message") { render(frame); }
       else if (frame.type === "ack") { acked(frame.client_id); }
@@ -222,16 +229,25 @@
       else if (frame.type === "error" && frame.client_id) { failed(frame.client_id, frame.detail); }
       else if (frame.type === "error") { setStatus("error: " + frame.detail, "error"); }
     };
-    ws.onclose = function () {
-      clearInterval(pingTimer);
-      clearInterval(resendTimer);
-      ws = null;
-      failures += 1;
-      if (!everOpen && failures >= 3) { return startPolling(); }
-      var delay = Math.min(10000, 500 * Math.pow(2, failures - 1)) * (0.5 + Math.random() / 2);
-      setStatus("offline, retrying in " + Math.round(delay / 1000) + " s", "offline");
-      setTimeout(connect, delay);
-    };
+    ws.onclose = closed;
+  }
+
+  function abandon() {
+    var dead = ws;
+    dead.onclose = dead.onmessage = null;
+    try { dead.close(); } catch (e) { /* already closing */ }
+    closed();
+  }
+
+  function closed() {
+    clearInterval(pingTimer);
+    clearInterval(resendTimer);
+    ws = null;
+    failures += 1;
+    if (!everOpen && failures >= 3) { return startPolling(); }
+    var delay = Math.min(10000, 500 * Math.pow(2, failures - 1)) * (0.5 + Math.random() / 2);
+    setStatus("offline, retrying in " + Math.round(delay / 1000) + " s", "offline");
+    setTimeout(connect, delay);
   }
 
   // ---- long-poll fallback -------------------------------------------------------------------

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from ops import releases, supervisor
+from ops.cluster import runner
 from ops.deployment import executable
 from ops.models import WorkerStats
 
@@ -15,6 +16,10 @@ class Command(BaseCommand):
     help = "Show the state of every supervised program and the depth of each channel in the layer."
 
     def handle(self, *args, **options):
+        cluster = runner.describe(runner.root())
+        if cluster:  # `make cluster` of this checkout: its hosts (the layer is out of this machine's reach)
+            self.stdout.write("\n".join(cluster))
+            return
         paths = settings.CHAT_PATHS
         self.stdout.write("Deployment %s on http://127.0.0.1:%d, %s shape, layer %s" % (
             paths.var, settings.CHAT_PORT, settings.CHAT_TOPOLOGY, settings.CHAT_LAYER))

@@ -1,0 +1,1 @@
+"""A cluster of hosts on this machine, each a Linux network namespace (`make cluster`)."""
