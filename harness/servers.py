@@ -103,3 +103,152 @@ class PostgresServer(object):
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SentinelServers(object):
+    """A Sentinel-monitored Redis of the tests' own, on loopback: one master, two replicas and three
+    Sentinels (quorum 2), each redis-server in a temporary directory of its own."""
+
+    DOWN_AFTER_MS = 1000  # how long a master may not answer before a Sentinel calls it down
+    FAILOVER_TIMEOUT_MS = 5000
+
+    def __init__(self, service="chat", password=None, sentinel_password=None):
+        self.service = service
+        self.password = password
+        self.sentinel_password = sentinel_password
+        self.dir = tempfile.mkdtemp(prefix="chat-sentinel-")
+        self.processes = {}  # port -> Popen, data servers and Sentinels alike
+        self.redis_ports = []
+        self.sentinel_ports = []
+        self.killed_port = None
+
+    @property
+    def sentinels(self):
+        return ["127.0.0.1:%d" % port for port in self.sentinel_ports]
+
+    def start(self):
+        """Start everything and return once the replicas follow the master and every Sentinel
+        knows the other two; whatever was started is stopped when that fails."""
+        try:
+            master = self._start_redis()
+            for _ in range(2):
+                self._start_redis(replica_of=master)
+            wait_for(lambda: self._info(master).get("connected_slaves") == 2, 20, "two replicas")
+            for _ in range(3):
+                self._start_sentinel(master)
+            wait_for(self._sentinels_know_everyone, 30, "three Sentinels knowing each other and the replicas")
+        except Exception:
+            self.close()
+            raise
+        return self
+
+    def _start_redis(self, replica_of=None):
+        port = free_port()
+        directory = tempfile.mkdtemp(prefix="redis-%d-" % port, dir=self.dir)
+        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", directory]
+        if self.password:
+            # masterauth on the master too: it replicates from the new master if it comes back
+            args += ["--requirepass", self.password, "--masterauth", self.password]
+        if replica_of:
+            args += ["--replicaof", "127.0.0.1", str(replica_of)]
+        self._spawn(port, args)
+        self.redis_ports.append(port)
+        return port
+
+    def _start_sentinel(self, master):
+        port = free_port()
+        # Sentinel rewrites its configuration file (what it learns of replicas, peers, epochs): a
+        # writable copy of its own.
+        conf = os.path.join(self.dir, "sentinel-%d.conf" % port)
+        lines = ["port %d" % port, "bind 127.0.0.1", "dir %s" % self.dir,
+                 "sentinel monitor %s 127.0.0.1 %d 2" % (self.service, master),
+                 "sentinel down-after-milliseconds %s %d" % (self.service, self.DOWN_AFTER_MS),
+                 "sentinel failover-timeout %s %d" % (self.service, self.FAILOVER_TIMEOUT_MS)]
+        if self.password:
+            lines.append("sentinel auth-pass %s %s" % (self.service, self.password))
+        if self.sentinel_password:
+            lines += ["requirepass %s" % self.sentinel_password, "sentinel sentinel-pass %s" % self.sentinel_password]
+        with open(conf, "w") as out:
+            out.write("\n".join(lines) + "\n")
+        self._spawn(port, ["redis-server", conf, "--sentinel"])
+        self.sentinel_ports.append(port)
+
+    def _spawn(self, port, args):
+        self.processes[port] = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for(lambda: port_open(port), 10, "%s on %d" % (args[0], port))
+
+    def _client(self, port, password):
+        import redis  # here, not at the top: the benchmarks import this module without needing it
+        return redis.StrictRedis("127.0.0.1", port, password=password, socket_timeout=2,
+                                 socket_connect_timeout=2)
+
+    def _info(self, port):
+        """INFO replication of a data server as a dict; {} when it does not answer."""
+        try:
+            return self._client(port, self.password).info("replication")
+        except Exception:  # redis.RedisError, without importing redis here
+            return {}
+
+    def _sentinels_know_everyone(self):
+        """Whether every Sentinel knows the others (a failover needs a quorum) and the replicas (one
+        must be there to promote)."""
+        for port in self.sentinel_ports:
+            try:
+                state = self._client(port, self.sentinel_password).sentinel_master(self.service)
+            except Exception:
+                return False
+            if (state["num-other-sentinels"], state["num-slaves"]) != (len(self.sentinel_ports) - 1,
+                                                                       len(self.redis_ports) - 1):
+                return False
+        return True
+
+    def master_port(self):
+        """The master's port as the first Sentinel that answers names it."""
+        for port in self.sentinel_ports:
+            try:
+                host, master = self._client(port, self.sentinel_password).sentinel_get_master_addr_by_name(
+                    self.service)
+                return int(master)
+            except Exception:
+                continue
+        raise AssertionError("no Sentinel answers")
+
+    def kill_master(self):
+        """SIGKILL the current master (its connections are reset, nothing is saved); its port."""
+        port = self.master_port()
+        process = self.processes.pop(port)
+        process.kill()
+        process.wait(10)
+        self.killed_port = port
+        return port
+
+    def wait_for_new_master(self, timeout=30):
+        """Wait until the Sentinels name another master than the killed one and it answers as one;
+        its port."""
+        found = []
+
+        def promoted():
+            try:
+                port = self.master_port()
+            except AssertionError:  # no Sentinel answered this time
+                return False
+            if port != self.killed_port and self._info(port).get("role") == "master":
+                found.append(port)
+                return True
+            return False
+
+        wait_for(promoted, timeout, "Sentinel to promote a replica of %s" % self.service)
+        return found[0]
+
+    def close(self):
+        """Stop every server and remove the temporary directories."""
+        try:
+            for process in self.processes.values():
+                if process.poll() is None:
+                    process.kill()
+                process.wait(10)
+        finally:
+            self.processes = {}
+            shutil.rmtree(self.dir, ignore_errors=True)

@@ -6,8 +6,8 @@ import unittest
 
 from asgiref.conformance import ConformanceTestCase
 
-from harness.servers import RedisServer
-from my_project.layers import IPCChannelLayer, RedisChannelLayer
+from harness.servers import RedisServer, SentinelServers
+from my_project.layers import IPCChannelLayer, RedisChannelLayer, SentinelChannelLayer
 from my_project.layers.ipc import remove_segments
 
 needs_redis = unittest.skipIf(shutil.which("redis-server") is None,
@@ -62,6 +62,24 @@ class RedisConformance(_RedisConformance):
 class ShardedRedisConformance(_RedisConformance):
     """The same layer sharded over two servers."""
     shards = 2
+
+
+@needs_redis
+class SentinelConformance(_RedisConformance):
+    """The Sentinel layer on a master with two replicas, passwords on the masters and the Sentinels."""
+
+    @classmethod
+    def setUpClass(cls):
+        group = SentinelServers(password="master-secret", sentinel_password="sentinel-secret").start()
+        cls.servers = [group]  # closed by tearDownClass, as the Redis servers are
+        try:
+            cls.channel_layer = SentinelChannelLayer(
+                sentinels=group.sentinels, services=[group.service], password=group.password,
+                sentinel_password=group.sentinel_password, expiry=1, group_expiry=2, capacity=5,
+                blpop_timeout=0.2)
+        except Exception:  # unittest skips tearDownClass when setUpClass fails
+            group.close()
+            raise
 
 
 del ConformanceTestCase, _RedisConformance  # not test cases themselves

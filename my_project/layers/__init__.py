@@ -2,5 +2,6 @@
 never patches), each in its own module, each answering the project's questions (base.ProjectLayer)."""
 from .ipc import IPCChannelLayer
 from .redis_layer import RedisChannelLayer
+from .sentinel import SentinelChannelLayer
 
-__all__ = ["IPCChannelLayer", "RedisChannelLayer"]
+__all__ = ["IPCChannelLayer", "RedisChannelLayer", "SentinelChannelLayer"]

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import asgi_redis
 import redis
+from asgi_redis.twisted_utils import defer
 
 from . import codec
 from .base import CHANNEL, GROUP, LayerUnavailable, ProjectLayer, send_each
@@ -70,6 +71,9 @@ class RedisChannelLayer(RedisQuestions, asgi_redis.RedisChannelLayer):
     """
 
     extensions = asgi_redis.RedisChannelLayer.extensions + ["send_batch", "values", "cross_python"]
+    # Seconds daphne's reader waits for a shard's answer before it drops the connection; None: as long
+    # as the connection lives (a server of the deployment's own, or one whose address never changes).
+    reader_reply_timeout = None
 
     def __init__(self, blpop_timeout=None, reply_batch=100, **kwargs):
         super(RedisChannelLayer, self).__init__(**kwargs)
@@ -246,6 +250,12 @@ class RedisChannelLayer(RedisQuestions, asgi_redis.RedisChannelLayer):
 
     def receive_twisted(self, channels):
         return self._reader.receive(channels)
+
+    def reader_address(self, index):
+        """A Deferred firing with (host, port, db, password) of shard `index`, where daphne's reader
+        connects: the one the shard's redis-py client was made with."""
+        kwargs = self.connection(index).connection_pool.connection_kwargs
+        return defer.succeed((kwargs["host"], kwargs["port"], kwargs["db"], kwargs.get("password")))
 
     # ---- the "values" extension: small strings next to the layer (channel sessions) ----------------
 
