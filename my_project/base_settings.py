@@ -97,8 +97,8 @@ else:
         "blpop_timeout": env.number("REDIS_BLPOP_TIMEOUT", 5 if len(_hosts) == 1 else 0.2, minimum=0.01),
         "prefix": env.string("REDIS_PREFIX", "chat:"),
     })
-    if env.strings("LAYER_ENCRYPTION_KEYS"):
-        _layer_config["symmetric_encryption_keys"] = env.strings("LAYER_ENCRYPTION_KEYS")
+if CHAT_LAYER == "redis" and env.strings("LAYER_ENCRYPTION_KEYS"):  # on every Redis layout
+    _layer_config["symmetric_encryption_keys"] = env.strings("LAYER_ENCRYPTION_KEYS")
 if CHAT_LAYER_FLAVOR == "upstream":
     if "Sentinel" in _backend:
         raise ImproperlyConfigured("CHAT_LAYER_FLAVOR=upstream has no Sentinel layer that daphne can "

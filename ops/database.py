@@ -1,14 +1,18 @@
 """A database host's PostgreSQL (CHAT_ROLE=database): its cluster made at first start, its command line."""
 import glob
+import logging
 import os
 import pwd
 import shlex
+import stat
 import subprocess
 import tempfile
 
 from django.conf import settings
 
 from .exceptions import DeploymentError
+
+logger = logging.getLogger(__name__)
 
 # PostgreSQL refuses to run as root: a root host runs it as the OS packages' user.
 OS_USER = "postgres"
@@ -59,6 +63,7 @@ def prepare():
     if os.geteuid() == 0:
         owner = pwd.getpwnam(OS_USER)
         os.chown(data, owner.pw_uid, owner.pw_gid)
+        reachable(os.path.dirname(data))
     with tempfile.NamedTemporaryFile("w", prefix="chat-pw-") as pwfile:
         pwfile.write(password)
         pwfile.flush()
@@ -70,6 +75,17 @@ def prepare():
                   "host all all samenet scram-sha-256\n")
     _run(["postgres", "--single", "-D", data, "postgres"],
          stdin='CREATE DATABASE "%s" OWNER "%s";\n' % (name.replace('"', ""), user.replace('"', "")))
+
+
+def reachable(directory):
+    """Let the PostgreSQL user pass through the directories above its data (search permission
+    only, on those of ours that lack it: a private var dir made with mkdtemp, say)."""
+    while directory != "/":
+        info = os.stat(directory)
+        if info.st_uid == os.geteuid() and not info.st_mode & stat.S_IXOTH:
+            logger.info("Letting %s pass through %s (o+x) to reach its data", OS_USER, directory)
+            os.chmod(directory, stat.S_IMODE(info.st_mode) | stat.S_IXOTH)
+        directory = os.path.dirname(directory)
 
 
 def _run(argv, stdin=None):

@@ -83,6 +83,10 @@ def redis_conf():
         lines += ["requirepass %s" % _quoted(password), "masterauth %s" % _quoted(password)]
     if settings.CHAT_REDIS_REPLICA_OF:
         lines.append("replicaof %s %s" % tuple(settings.CHAT_REDIS_REPLICA_OF.rsplit(":", 1)))
+    if "sentinels" in settings.CHANNEL_LAYERS["default"]["CONFIG"]:
+        # A master cut off from its replicas stops taking writes within seconds, rather than taking
+        # them until Sentinel's new master is named and losing them all then.
+        lines += ["min-replicas-to-write 1", "min-replicas-max-lag 5"]
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,208 @@
+"""The deployment across hosts (`make cluster`: ten network namespaces of this machine): a room whose
+members sit on both interface hosts, a channel kept on one shard, nothing listening beyond the cluster's
+addresses, and faults across hosts under contract-following chat load: after each, every acked
+message reaches every member exactly once and in order (after catch-up), nothing is stored twice.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from harness.servers import wait_for
+from harness.sites import ClusterSite
+
+from .deployed import deployed
+from .load import RESULTS, Load, check
+
+pytestmark = [pytest.mark.cluster, pytest.mark.faults]
+
+INTERFACE_HOSTS = ("interface-1", "interface-2")
+
+
+@pytest.fixture(scope="module", params=["sharded", "sentinel"])
+def cluster(request):
+    if os.geteuid() != 0:
+        pytest.skip("the cluster's network namespaces need root")
+    with deployed(request, ClusterSite(request.param), "cluster-%s" % request.param) as deployment:
+        yield deployment
+
+
+def new_room(site):
+    slug = "cluster-%s" % uuid.uuid4().hex[:8]
+    site.shell("from chat.models import Room; Room.objects.create(slug=%r, name=%r)" % (slug, slug))
+    return slug
+
+
+def under_load(site, event, name, chatters=8, before=3.0):
+    """Run `event` while chatters talk in a new room; the exactly-once check and a row of the table."""
+    load = Load(site, new_room(site), chatters=chatters, pollers=1).start()
+    time.sleep(before)
+    started = time.time()
+    load.mark()
+    try:
+        event(site)
+    finally:
+        result = load.finish()
+    result.update(event="%s [%s]" % (name, site.cluster_layout), seconds=time.time() - started)
+    RESULTS.append(result)
+    check(result)
+    result["room"] = load.room
+    return result
+
+
+def upstreams_used(site, room):
+    """The interface hosts' addresses the balancer's nginx sent the room's sockets to (its access
+    log names each request's upstream)."""
+    with open(os.path.join(site.host_paths("balancer").log, "nginx-access.log")) as log:
+        return {match.group(1) for line in log if "/ws/rooms/%s/" % room in line
+                for match in [re.search(r"upstream=([0-9.]+):", line)] if match}
+
+
+# ---- the cluster serves ----------------------------------------------------------------------
+
+def test_a_room_spans_both_interface_hosts(cluster):
+    """Members whose sockets sit on different interface hosts all get every message: group delivery
+    through the shared layer reaches every daphne."""
+    result = under_load(cluster, lambda site: time.sleep(3), "room across hosts", chatters=8)
+    assert result["reconnects"] == 0
+    from ops.cluster import plan
+    addresses = {plan.address(cluster.host(name)) for name in INTERFACE_HOSTS}
+    wait_for(lambda: addresses <= upstreams_used(cluster, result["room"]), 10,
+             "sockets on both interface hosts in the balancer's log")
+
+
+def test_a_channel_stays_on_one_shard(cluster):
+    """Sharded: every message of one channel lands in one list on one Redis host (the consistent
+    hash), comes back in order, and different channels spread over all three hosts."""
+    if cluster.cluster_layout != "sharded":
+        pytest.skip("one master holds everything in the Sentinel layout")
+    out = cluster.shell(
+        "import json; from channels import DEFAULT_CHANNEL_LAYER, channel_layers\n"
+        "layer = channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer\n"
+        "for n in range(20):\n"
+        "    layer.send('cluster.one', {'n': n})\n"
+        "lengths = []\n"
+        "for connection in layer._connection_list:\n"
+        "    lengths.append(connection.llen(layer.prefix + 'cluster.one'))\n"
+        "order, homes = [], set()\n"
+        "for n in range(20):\n"
+        "    order.append(layer.receive(['cluster.one'])[1]['n'])\n"
+        "for n in range(30):\n"
+        "    homes.add(layer.consistent_hash('cluster.c%d' % n))\n"
+        "print(json.dumps([lengths, order, sorted(homes), len(layer.hosts)]))")
+    lengths, order, homes, shards = json.loads(out.splitlines()[-1])
+    assert shards == 3
+    assert sorted(lengths) == [0, 0, 20]
+    assert order == list(range(20))
+    assert homes == [0, 1, 2]
+
+
+def test_nothing_listens_beyond_the_cluster(cluster):
+    """Every listening socket of every host is on its own cluster address or its loopback, and the
+    layer's servers ask for a password."""
+    from ops.cluster import plan
+    for host in plan.HOSTS:
+        listening = subprocess.run(cluster.namespaces().exec_prefix(host.name) + ["ss", "-Hltn"],
+                                   stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+        local = {line.split()[3].rsplit(":", 1)[0] for line in listening.splitlines() if line.strip()}
+        assert local <= {plan.address(host), "127.0.0.1", "[::1]"}, (host.name, local)
+    denied = subprocess.run(
+        cluster.namespaces().exec_prefix("worker-1") + ["redis-cli", "-h", plan.address(cluster.host("redis-1")),
+                                                        "ping"], stdout=subprocess.PIPE, universal_newlines=True)
+    assert "NOAUTH" in denied.stdout
+
+
+# ---- faults across hosts ---------------------------------------------------------------------
+
+def cut_worker_host(site):
+    """worker-2 off the network for 10 s, then back."""
+    site.namespaces().cut("worker-2")
+    try:
+        time.sleep(10)
+    finally:
+        site.namespaces().mend("worker-2")
+
+
+def cut_interface_host(site):
+    """interface-1 off the network for 10 s: its sockets go silent, clients give them up and
+    reconnect through the balancer to interface-2."""
+    site.namespaces().cut("interface-1")
+    try:
+        time.sleep(10)
+    finally:
+        site.namespaces().mend("interface-1")
+
+
+def kill_interface_daphnes(site):
+    """SIGKILL both daphnes of interface-2 (supervisord starts them again)."""
+    rpc = site.host_supervisor("interface-2")
+    for info in rpc.getAllProcessInfo():
+        if info["group"] == "daphne" and info["pid"]:
+            os.kill(info["pid"], signal.SIGKILL)
+    time.sleep(1)
+    wait_for(lambda: all(i["statename"] == "RUNNING" for i in rpc.getAllProcessInfo() if i["group"] == "daphne"),
+             30, "interface-2's daphnes back")
+
+
+def restart_postgres(site):
+    """Restart the database host's PostgreSQL."""
+    rpc = site.host_supervisor("database")
+    rpc.stopProcess("postgres")
+    rpc.startProcess("postgres")
+
+
+def kill_redis_master(site):
+    """SIGKILL the Redis master (it stays down: Sentinel promotes a replica), then bring the host
+    back, as a replica of the new master."""
+    master = redis_master(site)
+    rpc = site.host_supervisor(master)
+    os.kill(rpc.getProcessInfo("redis")["pid"], signal.SIGKILL)
+    wait_for(lambda: redis_master(site) not in (master, None), 30, "Sentinel to promote a replica")
+    site.killed_master = master
+
+
+def redis_master(site):
+    """The Redis host Sentinel names as master (None when it cannot say)."""
+    from ops.cluster import plan
+    secrets = site.plan().secrets
+    for host in plan.of_role("redis"):
+        answer = subprocess.run(
+            site.namespaces().exec_prefix(host.name) + [
+                "redis-cli", "--no-auth-warning", "-a", secrets["redis"], "-h", plan.address(host), "-p", "26379",
+                "sentinel", "get-master-addr-by-name", plan.SERVICE],
+            stdout=subprocess.PIPE, universal_newlines=True)
+        lines = answer.stdout.split()
+        if answer.returncode == 0 and lines:
+            return next((h.name for h in plan.of_role("redis") if plan.address(h) == lines[0]), None)
+    return None
+
+
+EVENTS = {
+    "sharded": [cut_worker_host, cut_interface_host, kill_interface_daphnes, restart_postgres],
+    "sentinel": [kill_redis_master],
+}
+NO_DROPS = {cut_worker_host, restart_postgres}  # nothing between a client and its daphne changes
+EVENT_NAMES = sorted({event.__name__ for events in EVENTS.values() for event in events})
+
+
+@pytest.mark.parametrize("event_name", EVENT_NAMES)
+def test_fault_across_hosts(cluster, event_name):
+    """Chat goes on through the event; afterwards every acked message is stored once and every
+    member sees each once, in order; a worker host's partition or a database restart drops no
+    socket; a Sentinel failover recovers within 10 s."""
+    event = next((e for e in EVENTS[cluster.cluster_layout] if e.__name__ == event_name), None)
+    if event is None:
+        pytest.skip("%s is a fault of the other layout" % event_name)
+    result = under_load(cluster, event, event_name)
+    if event in NO_DROPS:
+        assert result["reconnects"] == 0, "%s dropped %d sockets" % (event_name, result["reconnects"])
+    if event is kill_redis_master:
+        assert result["recovery_s"] <= 10, result
+        back = cluster.host_supervisor(cluster.killed_master)
+        back.startProcess("redis")
+        wait_for(lambda: redis_master(cluster) != cluster.killed_master, 5, "the old master to stay demoted")
