@@ -28,7 +28,7 @@ if set(CHAT_POOLS) - set(POOLS) or not CHAT_POOLS:
 # This host's address among the cluster's: its daphnes, gunicorn, Redis and PostgreSQL listen there
 # (TCP, on the ports of network.Network) instead of on Unix sockets and loopback.
 CHAT_NETWORK = Network(CHAT_PATHS, env.string("HOST_ADDRESS", ""), env.strings("INTERFACE_HOSTS"),
-                       env.strings("WEB_HOSTS"))
+                       env.strings("WEB_HOSTS"), env.strings("WORKER_HOSTS"))
 if CHAT_ROLE in ("interface", "web", "redis", "database") and not CHAT_NETWORK.address:
     raise ImproperlyConfigured("CHAT_ROLE=%s serves other hosts: set CHAT_HOST_ADDRESS to this host's "
                                "address in the cluster" % CHAT_ROLE)

@@ -20,14 +20,16 @@ class Network(object):
     REDIS_PORT = 6379
     SENTINEL_PORT = 26379
     POSTGRES_PORT = 5432
+    SUPERVISOR_PORT = 9001  # a worker host's supervisord, for the rollout tool (XML-RPC, password)
     # twisted's default backlog of 50 refuses the 51st simultaneous connect (nginx answers 502).
     BACKLOG = 1024
 
-    def __init__(self, paths, address="", interface_hosts=(), web_hosts=()):
+    def __init__(self, paths, address="", interface_hosts=(), web_hosts=(), worker_hosts=()):
         self.paths = paths
         self.address = address  # this host's address in the cluster; "" on one machine
         self.interface_hosts = list(interface_hosts)
         self.web_hosts = list(web_hosts)
+        self.worker_hosts = list(worker_hosts)
 
     def daphne_endpoint(self, index):
         """The twisted endpoint daphne number `index` listens on."""
@@ -51,6 +53,18 @@ class Network(object):
         if self.web_hosts:
             return ["%s:%d" % (host, self.GUNICORN_PORT) for host in self.web_hosts]
         return ["unix:%s" % self.paths.gunicorn_socket]
+
+    def supervisor_urls(self, user, password):
+        """{worker host: its supervisord's XML-RPC URL}, for a rollout across them."""
+        return {host: "http://%s:%s@%s:%d/RPC2" % (user, password, host, self.SUPERVISOR_PORT)
+                for host in self.worker_hosts}
+
+    @property
+    def identity(self):
+        """How this host names itself in the workers' health rows: its cluster address, else its
+        host name (one machine)."""
+        import socket
+        return self.address or socket.gethostname()
 
     @property
     def redis_address(self):

@@ -121,6 +121,15 @@ CHAT_WORKERS_REALTIME = env.integer("WORKERS_REALTIME", 2, minimum=1, maximum=64
 CHAT_WORKERS_BACKGROUND = env.integer("WORKERS_BACKGROUND", 1, minimum=1, maximum=64)
 CHAT_WORKERS_DEFAULT = env.integer("WORKERS_DEFAULT", 1, minimum=1, maximum=64)
 CHAT_GUNICORN_WORKERS = env.integer("GUNICORN_WORKERS", 2, minimum=1, maximum=64)
+# Worker hosts' supervisord serves XML-RPC on their address for the rollout tool, with this password
+# (user "chat"; CHAT_WORKER_HOSTS lists them).
+CHAT_SUPERVISOR_PASSWORD = env.string("SUPERVISOR_PASSWORD", "")
+if CHAT_ROLE == "worker" and CHAT_NETWORK.address and not CHAT_SUPERVISOR_PASSWORD:
+    raise ImproperlyConfigured("CHAT_ROLE=worker on CHAT_HOST_ADDRESS serves the rollout tool: set "
+                               "CHAT_SUPERVISOR_PASSWORD (the same on every host)")
+# Where releases live: shared by a cluster's worker hosts (a network filesystem, or a copy kept the
+# same by the deploy tool), so one `current` link moves them all and a rollout restarts them in turn.
+CHAT_RELEASES_DIR = env.string("RELEASES_DIR", CHAT_PATHS.releases)
 # A Redis host's master ("address:port") when its redis-server starts as a replica (Sentinel layout).
 CHAT_REDIS_REPLICA_OF = env.string("REDIS_REPLICA_OF", "")
 

@@ -1,7 +1,6 @@
 """Per-process consumer counters (messages, exceptions, handling time, release), published to WorkerStats."""
 import logging
 import os
-import socket
 import threading
 import time
 
@@ -23,7 +22,7 @@ class Counters(object):
     """This process's counters and their periodic publication."""
 
     def __init__(self):
-        self.host = socket.gethostname()
+        self.host = settings.CHAT_NETWORK.identity
         self.pid = os.getpid()
         self.consumed = self.errors = 0
         self.busy = 0.0

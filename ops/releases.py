@@ -15,7 +15,7 @@ class ReleaseError(Exception):
 
 
 def root():
-    return settings.CHAT_PATHS.releases
+    return settings.CHAT_RELEASES_DIR
 
 
 def current_link():

@@ -137,6 +137,20 @@ def write(started):
         write_private(paths.redis_conf, redis_conf())
     if "sentinel" in names:
         write_private(paths.sentinel_conf, sentinel_conf())
+    if settings.CHAT_ROLE == "worker" and settings.CHAT_NETWORK.address:
+        write_private(os.path.join(paths.run, "supervisord-inet.conf"), supervisor_inet_conf())
+
+
+def supervisor_inet_conf():
+    """A worker host's supervisord on its cluster address too, for the rollout tool
+    (supervisord.conf includes it)."""
+    network = settings.CHAT_NETWORK
+    return "\n".join([
+        "[inet_http_server]",
+        "port=%s:%d" % (network.address, network.SUPERVISOR_PORT),
+        "username=chat",
+        "password=%s" % settings.CHAT_SUPERVISOR_PASSWORD,
+    ]) + "\n"
 
 
 def write_private(path, text):

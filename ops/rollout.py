@@ -3,14 +3,35 @@
 Canaries first, judged by the counters the workers publish themselves (ops.health), then batches;
 an abort points `current` back and restarts everything already moved.
 """
+import collections
+import functools
+import operator
 import subprocess
 import sys
 import time
+import xmlrpc.client
+
+from django.conf import settings
+from django.db.models import Q
 
 from . import releases, supervisor
 from .models import WorkerStats
 
 POOLS = ("default", "background", "realtime")
+
+Host = collections.namedtuple("Host", "name rpc identity")
+Host.__doc__ = """A supervisord whose workers a rollout moves: its `rpc` (the .supervisor namespace) and the
+`identity` its workers' health rows carry."""
+
+
+def worker_hosts():
+    """Every worker host's supervisord over XML-RPC (CHAT_WORKER_HOSTS, in that order: the first
+    gets the canaries), or this machine's over its Unix socket."""
+    network = settings.CHAT_NETWORK
+    if network.worker_hosts:
+        return [Host(address, xmlrpc.client.ServerProxy(url).supervisor, address) for address, url in
+                network.supervisor_urls("chat", settings.CHAT_SUPERVISOR_PASSWORD).items()]
+    return [Host("", supervisor.connect(settings.CHAT_PATHS.supervisor_socket).supervisor, network.identity)]
 
 
 class RolloutAborted(Exception):
@@ -48,17 +69,22 @@ class Totals(object):
             self.consumed, self.errors, 100 * self.error_rate, self.mean_ms)
 
 
-def stats_for(pids):
-    return Totals(WorkerStats.objects.live().filter(pid__in=list(pids)))
+def stats_for(procs):
+    """The totals of these processes (supervisord's infos, with their "host")."""
+    procs = list(procs)
+    if not procs:
+        return Totals()
+    return Totals(WorkerStats.objects.live().filter(functools.reduce(
+        operator.or_, (Q(host=p["host"].identity, pid=p["pid"]) for p in procs))))
 
 
 class Rollout(object):
     """Move `pools` to `release`: `canary` workers per pool, watched for `window` seconds, then
     the rest `batch` at a time."""
 
-    def __init__(self, socket_path, release, pools=POOLS, canary=1, window=20.0, batch=1,
+    def __init__(self, hosts, release, pools=POOLS, canary=1, window=20.0, batch=1,
                  max_error_rate=0.02, max_latency_ratio=3.0, dry_run=False, out=print):
-        self.rpc = supervisor.connect(socket_path).supervisor
+        self.hosts = hosts
         self.release = release
         self.pools = pools
         self.canary = canary
@@ -68,11 +94,21 @@ class Rollout(object):
         self.max_latency_ratio = max_latency_ratio
         self.dry_run = dry_run
         self.out = out
-        self.moved = []  # full names of the processes restarted on the new release
+        self.moved = []  # (host, full name) of the processes restarted on the new release
 
     def processes(self, pool):
-        return sorted((i for i in self.rpc.getAllProcessInfo() if i["group"] == pool),
-                      key=lambda i: i["name"])
+        """The pool's processes on every host, the first host's first; each info names its "host"."""
+        found = []
+        for host in self.hosts:
+            for info in sorted(host.rpc.getAllProcessInfo(), key=lambda i: i["name"]):
+                if info["group"] == pool:
+                    info["host"] = host
+                    found.append(info)
+        return found
+
+    @staticmethod
+    def label(proc):
+        return "%s%s" % (proc["host"].name + " " if proc["host"].name else "", proc["name"])
 
     def run(self):
         """True when every pool runs the release; RolloutAborted after a rollback."""
@@ -82,7 +118,7 @@ class Rollout(object):
         self.out("Rollout %s -> %s: pools %s, %d canary per pool watched %gs, then batches of %d" % (
             old_name, self.release, ", ".join(self.pools), self.canary, self.window, self.batch))
         for pool, procs in plan.items():
-            names = [p["name"] for p in procs]
+            names = [self.label(p) for p in procs]
             self.out("  %s: canary %s; then %s" % (pool, ", ".join(names[:self.canary]) or "-",
                                                    ", ".join(names[self.canary:]) or "-"))
         if self.dry_run:
@@ -112,10 +148,10 @@ class Rollout(object):
     def roll_pool(self, pool, procs):
         if not procs:
             return
-        before = stats_for(p["pid"] for p in procs)  # the old code's lifetime record
+        before = stats_for(procs)  # the old code's lifetime record
         canaries, rest = procs[:self.canary], procs[self.canary:]
-        canary_pids = [self.restart(pool, p) for p in canaries]
-        self.judge(pool, before, canary_pids, [p["pid"] for p in rest])
+        canary_procs = [self.restart(pool, p) for p in canaries]
+        self.judge(pool, before, canary_procs, rest)
         for start in range(0, len(rest), self.batch):
             batch = rest[start:start + self.batch]
             for proc in batch:
@@ -123,26 +159,28 @@ class Rollout(object):
             self.settle(pool, batch)
 
     def restart(self, pool, proc):
-        """SIGTERM (a busy worker finishes its consumer first), then start on the new release."""
-        full = "%s:%s" % (pool, proc["name"])
-        self.moved.append(full)
-        self.rpc.stopProcess(full, True)
-        self.rpc.startProcess(full, True)
-        info = self.rpc.getProcessInfo(full)
-        self.out("  %s: %s restarted (pid %d -> %d)" % (pool, proc["name"], proc["pid"], info["pid"]))
-        return info["pid"]
+        """SIGTERM (a busy worker finishes its consumer first), then start on the new release; the
+        new process's info."""
+        full, rpc = "%s:%s" % (pool, proc["name"]), proc["host"].rpc
+        self.moved.append((proc["host"], full))
+        rpc.stopProcess(full, True)
+        rpc.startProcess(full, True)
+        info = rpc.getProcessInfo(full)
+        info["host"] = proc["host"]
+        self.out("  %s: %s restarted (pid %d -> %d)" % (pool, self.label(proc), proc["pid"], info["pid"]))
+        return info
 
-    def judge(self, pool, before, canary_pids, old_pids):
+    def judge(self, pool, before, canary_procs, old_procs):
         """Watch the canaries for the window and compare them with the old workers."""
-        start_canary = stats_for(canary_pids)
-        start_old = stats_for(old_pids)
+        start_canary = stats_for(canary_procs)
+        start_old = stats_for(old_procs)
         self.out("  %s: watching the canary for %gs..." % (pool, self.window))
         deadline = time.time() + self.window
         while time.time() < deadline:
             time.sleep(min(1.0, max(0.0, deadline - time.time())))
-            self.alive(pool, canary_pids)
-        canary = stats_for(canary_pids).minus(start_canary)
-        old = stats_for(old_pids).minus(start_old) if old_pids else before
+            self.alive(pool, canary_procs)
+        canary = stats_for(canary_procs).minus(start_canary)
+        old = stats_for(old_procs).minus(start_old) if old_procs else before
         self.out("  %s: canary %s | old %s" % (pool, canary, old))
         if canary.consumed and canary.error_rate > max(self.max_error_rate, 2 * old.error_rate):
             raise RolloutAborted("%s canary error rate %.1f%% (old %.1f%%, limit %.1f%%)" % (
@@ -154,26 +192,27 @@ class Rollout(object):
         if not canary.consumed:
             self.out("  %s: the canary saw no traffic in the window; judged on staying up only" % pool)
 
-    def alive(self, pool, pids):
-        running = {i["pid"] for i in self.processes(pool) if i["statename"] == supervisor.RUNNING}
-        dead = [pid for pid in pids if pid not in running]
+    def alive(self, pool, procs):
+        running = {(i["host"].name, i["pid"]) for i in self.processes(pool) if i["statename"] == supervisor.RUNNING}
+        dead = [self.label(p) for p in procs if (p["host"].name, p["pid"]) not in running]
         if dead:
-            raise RolloutAborted("%s canary pid %s stopped running" % (pool, dead))
+            raise RolloutAborted("%s canary %s stopped running" % (pool, ", ".join(dead)))
 
     def settle(self, pool, batch):
         time.sleep(2.0)
-        names = {p["name"] for p in batch}
+        names = {(p["host"].name, p["name"]) for p in batch}
         for info in self.processes(pool):
-            if info["name"] in names and info["statename"] != supervisor.RUNNING:
-                raise RolloutAborted("%s:%s is %s after its restart" % (pool, info["name"], info["statename"]))
+            if (info["host"].name, info["name"]) in names and info["statename"] != supervisor.RUNNING:
+                raise RolloutAborted("%s:%s is %s after its restart" % (pool, self.label(info), info["statename"]))
 
     def rollback(self, old_dir, old_name):
         releases.point_current_at(old_dir)
-        self.out("Rolling back to %s: restarting %s" % (old_name, ", ".join(self.moved) or "nothing"))
-        for full in self.moved:
+        self.out("Rolling back to %s: restarting %s" % (old_name, ", ".join(
+            "%s%s" % (host.name + " " if host.name else "", full) for host, full in self.moved) or "nothing"))
+        for host, full in self.moved:
             try:
-                self.rpc.stopProcess(full, True)
-            except supervisor.xmlrpc.client.Fault:  # not running (it crashed): just start it
+                host.rpc.stopProcess(full, True)
+            except xmlrpc.client.Fault:  # not running (it crashed): just start it
                 pass
-            self.rpc.startProcess(full, True)
+            host.rpc.startProcess(full, True)
         self.out("Rolled back: every moved worker runs %s again." % old_name)

@@ -42,16 +42,22 @@ class Plan(object):
         self.port = port
         self.secrets = self._secrets()
 
+    SECRETS = ("secret_key", "redis", "database", "supervisor")
+
     def _secrets(self):
         """Generated at the first start, kept (0600) so later commands (status, tests) can talk to it."""
         path = os.path.join(self.root, "secrets.json")
-        if not os.path.exists(path):
+        saved = {}
+        if os.path.exists(path):
+            with open(path) as existing:
+                saved = json.load(existing)
+        if set(self.SECRETS) - set(saved):
+            saved.update({name: secrets.token_urlsafe(24) for name in self.SECRETS if name not in saved})
             os.makedirs(self.root, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as out:
-                json.dump({name: secrets.token_urlsafe(24) for name in ("secret_key", "redis", "database")}, out)
-        with open(path) as saved:
-            return json.load(saved)
+                json.dump(saved, out)
+        return saved
 
     def var_dir(self, host):
         return os.path.join(self.root, host.name)
@@ -68,6 +74,10 @@ class Plan(object):
                 self.secrets["database"], address(of_role("database")[0]), Network.POSTGRES_PORT),
             "CHAT_INTERFACE_HOSTS": ",".join(address(h) for h in of_role("interface")),
             "CHAT_WEB_HOSTS": ",".join(address(h) for h in of_role("web")),
+            "CHAT_WORKER_HOSTS": ",".join(address(h) for h in of_role("worker")),
+            "CHAT_SUPERVISOR_PASSWORD": self.secrets["supervisor"],
+            # One releases directory for the worker hosts (a network filesystem on real machines).
+            "CHAT_RELEASES_DIR": os.path.join(self.root, "releases"),
         }
         if self.layout == "sentinel":
             env.update({"CHAT_REDIS_SENTINELS": ",".join("%s:%d" % (h, Network.SENTINEL_PORT) for h in redis_hosts),

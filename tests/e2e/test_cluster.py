@@ -156,6 +156,23 @@ def restart_postgres(site):
     rpc.startProcess("postgres")
 
 
+def rollout_both_worker_hosts(site):
+    """A new release rolled onto both worker hosts by one rollout driving both supervisords over
+    XML-RPC: the canaries on worker-1, then every worker of both hosts runs it."""
+    name = "r%s" % uuid.uuid4().hex[:6]
+    created = site.manage("release", "create", name)
+    assert created.returncode == 0, created.stderr
+    result = site.manage("rollout", name, "--window", "3", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    from ops.cluster import plan
+    first, second = (plan.address(host) for host in plan.of_role("worker"))
+    assert "canary %s workers-realtime_00" % first in result.stdout, result.stdout
+    assert "%s workers-realtime_01 restarted" % second in result.stdout, result.stdout
+    running = site.shell("from ops.models import WorkerStats; "
+                         "print(sorted(set(WorkerStats.objects.live().values_list('host', 'release'))))")
+    assert running == str(sorted({(first, name), (second, name)})), running
+
+
 def kill_redis_master(site):
     """SIGKILL the Redis master (it stays down: Sentinel promotes a replica), then bring the host
     back, as a replica of the new master."""
@@ -183,10 +200,12 @@ def redis_master(site):
 
 
 EVENTS = {
-    "sharded": [cut_worker_host, cut_interface_host, kill_interface_daphnes, restart_postgres],
+    "sharded": [cut_worker_host, cut_interface_host, kill_interface_daphnes, restart_postgres,
+                rollout_both_worker_hosts],
     "sentinel": [kill_redis_master],
 }
-NO_DROPS = {cut_worker_host, restart_postgres}  # nothing between a client and its daphne changes
+# Nothing between a client and its daphne changes.
+NO_DROPS = {cut_worker_host, restart_postgres, rollout_both_worker_hosts}
 EVENT_NAMES = sorted({event.__name__ for events in EVENTS.values() for event in events})
 
 

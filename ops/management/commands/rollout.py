@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from ops import releases, supervisor
-from ops.rollout import POOLS, Rollout, RolloutAborted
+from ops.rollout import POOLS, Rollout, RolloutAborted, worker_hosts
 
 
 class Command(BaseCommand):
@@ -23,8 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
 
     def handle(self, *args, **options):
-        socket_path = settings.CHAT_PATHS.supervisor_socket
-        if not supervisor.alive(socket_path):
+        if not settings.CHAT_NETWORK.worker_hosts and not supervisor.alive(settings.CHAT_PATHS.supervisor_socket):
             raise SystemExit("error: no deployment is running from this checkout (start it with `make run`)")
         pools = [p for p in options["pools"].split(",") if p]
         unknown = set(pools) - set(POOLS)
@@ -35,7 +34,7 @@ class Command(BaseCommand):
             if options["release"] not in releases.available():
                 raise releases.ReleaseError("no release %s: create it with `manage.py release create %s`"
                                             % (options["release"], options["release"]))
-            Rollout(socket_path, options["release"], pools=pools, canary=options["canary"],
+            Rollout(worker_hosts(), options["release"], pools=pools, canary=options["canary"],
                     window=options["window"], batch=options["batch"],
                     max_error_rate=options["max_error_rate"],
                     max_latency_ratio=options["max_latency_ratio"], dry_run=options["dry_run"],
