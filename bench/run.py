@@ -20,7 +20,7 @@ import uuid
 
 from harness.client import Browser
 from harness.servers import REPO, RedisServer, free_port, port_open, wait_for
-from harness.sites import PaasSite, Site
+from harness.sites import ClusterSite, PaasSite, Site
 from harness.stats import summary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -321,6 +321,27 @@ class Bench(object):
             for site in sites.values():
                 site.close()
 
+    def cluster(self):
+        """`make cluster` (ten hosts in network namespaces, on these same two cores) in both layouts,
+        beside one machine on Redis in the same minutes: what the network hops cost, and the CPU
+        each role spends per chat message (docs/scaling.md sizes hosts from it)."""
+        if os.geteuid() != 0:
+            progress("cluster: skipped (network namespaces need root)")
+            return
+        self.configuration("redis", "tuned", 2, ["echo", "chat1", "chat100"])
+        for layout in ("sharded", "sentinel"):
+            config = "cluster/%s" % layout
+            self.probe(config)
+            progress("%s: starting the cluster" % config)
+            site = ClusterSite(layout, **dict(BENCH_ENV, CHAT_GUNICORN_WORKERS="2")).start()
+            try:
+                time.sleep(2)
+                self.round_trips(site, config, ["echo", "chat1"], lambda count: self.users(site, count))
+                self.attempt(config, "chat, 100 clients/100 rooms", lambda: self.chat100(site, config))
+                self.attempt(config, "fan-out to 1000", lambda: self.fanout(site, config, 1000))
+            finally:
+                site.close()
+
     def fanout(self, site, config, members):
         users = self.users(site, 10, rooms=False)
         room = "fan-%s" % uuid.uuid4().hex[:8]
@@ -479,6 +500,8 @@ class Bench(object):
             self.peer([s for s in ("echo", "chat1", "chat100", "memory") if not keep or s in keep])
         if (not only or only in "shapes") and (not keep or "shapes" in keep):
             self.attempt("shapes", "pages in each shape", self.shapes)
+        if only == "cluster" or (not only and (not keep or "cluster" in keep)):
+            self.attempt("cluster", "the cluster", self.cluster)
         if (not only or only in "interpreters") and (not keep or "interpreters" in keep):
             # daphne on the workers' Python (3.7) against the interface's (venv-interface), the two
             # alternating: echo, chat round trip and 100 clients, on both layers.

@@ -1,6 +1,7 @@
 """Whole deployments for the tests and the benchmarks, on free ports: as `make run` starts them
 (manage.py serve), or from the Procfile as `make paas` does."""
 import glob
+import json
 import os
 import shutil
 import signal
@@ -239,6 +240,21 @@ class ClusterSite(Site):
 
     def supervisor(self):
         return self.host_supervisor("worker-1")
+
+    def processes(self, group=None):
+        """Every host's processes, each group named "<role>:<group>" (e.g. worker:realtime), and the
+        portal (this machine's way in)."""
+        from ops.cluster import plan
+        found = []
+        for host in plan.HOSTS:
+            for info in self.host_supervisor(host.name).getAllProcessInfo():
+                info["group"] = "%s:%s" % (host.role, info["group"])
+                if group is None or info["group"] == group:
+                    found.append(info)
+        if group in (None, "portal"):
+            with open(self.plan().state_file()) as state:
+                found.append({"group": "portal", "name": "portal", "pid": json.load(state)["portal_pid"]})
+        return found
 
     def leftovers(self):
         from ops.cluster import plan

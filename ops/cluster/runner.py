@@ -63,7 +63,7 @@ class Cluster(object):
     def save_state(self):
         with open(self.plan.state_file(), "w") as out:
             json.dump({"layout": self.plan.layout, "port": self.plan.port, "prefix": self.namespaces.prefix,
-                       "hosts": [host._asdict() for host in plans.HOSTS]}, out)
+                       "portal_pid": self.portal.pid, "hosts": [host._asdict() for host in plans.HOSTS]}, out)
 
     def output(self, host):
         return os.path.join(self.plan.root, "%s.out" % host.name)

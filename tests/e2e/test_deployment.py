@@ -210,8 +210,9 @@ def test_one_daphne_down_keeps_the_site_up(site):
 
 def test_every_program_runs(site):
     """Every program of the shape is RUNNING: redis only where supervisord runs it, gunicorn in
-    every shape but asgi."""
+    every shape but asgi, a cluster's Sentinel and PostgreSQL never on one machine."""
     states = {i["group"] + ":" + i["name"]: i["statename"] for i in site.processes()}
+    assert states.pop("sentinel:sentinel") == states.pop("postgres:postgres") == "STOPPED"
     assert states.pop("redis:redis") == ("RUNNING" if site.own_redis else "STOPPED")
     assert states.pop("gunicorn:gunicorn") == ("STOPPED" if site.topology == "asgi" else "RUNNING")
     assert set(states.values()) == {"RUNNING"}, states
