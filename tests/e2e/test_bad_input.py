@@ -41,6 +41,10 @@ def one_line_error(result):
     ("CHAT_TOPOLOGY", "mixed", "CHAT_TOPOLOGY='mixed' is not one of: split, asgi, inverse"),
     ("CHAT_WSGI_PATHS", "accounts", "CHAT_WSGI_PATHS: 'accounts' is not a path prefix"),
     ("CHAT_LAYER", "inmemory", "CHAT_LAYER=inmemory is the Deploying guide's single-process fallback"),
+    ("CHAT_ROLE", "dispatcher", "CHAT_ROLE='dispatcher' is not one of: all, balancer, interface"),
+    ("CHAT_ROLE", "interface", "CHAT_ROLE=interface serves other hosts: set CHAT_HOST_ADDRESS"),
+    ("CHAT_ROLE", "balancer", "CHAT_ROLE=balancer needs the interface hosts' addresses"),
+    ("CHAT_POOLS", "realtime,fast", "CHAT_POOLS=realtime,fast: give some of realtime,background,default"),
 ])
 def test_malformed_setting(bare_site, name, value, expected):
     """Each malformed CHAT_* variable stops `serve` with one line naming it."""

@@ -40,7 +40,8 @@ class Command(BaseCommand):
         except DeploymentError as exc:
             raise SystemExit("error: %s" % exc)
         finally:
-            self.stdout.write("Stopping every host of the cluster...")
-            self.stdout.flush()
-            cluster.stop()
-            self.stdout.write("Stopped.")
+            if cluster.owned:  # nothing to stop when a check failed first
+                self.stdout.write("Stopping every host of the cluster...")
+                self.stdout.flush()
+                cluster.stop()
+                self.stdout.write("Stopped.")
