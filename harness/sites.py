@@ -17,7 +17,7 @@ from ops import supervisor
 from ops.deployment import processes_of
 from ops.environment import MARK
 
-from .servers import REPO, free_port, wait_for
+from .servers import REPO, free_port, port_open, wait_for
 
 PYTHON = sys.executable  # the project's virtualenv, which runs the tests
 
@@ -271,5 +271,16 @@ class ClusterSite(Site):
         return "\n".join(out)
 
     def close(self):
+        """Stop the cluster command; note what it left behind (its own clean-up should leave
+        nothing), then sweep that too."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(150)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.left_behind = {"processes": self.leftovers(), "namespaces": self.namespaces().existing(),
+                            "portal listening": port_open(self.port)}
         super(ClusterSite, self).close()
-        self.namespaces().remove()  # the cluster command removes them; this covers its being killed
+        self.namespaces().remove()

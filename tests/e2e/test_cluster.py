@@ -28,8 +28,11 @@ INTERFACE_HOSTS = ("interface-1", "interface-2")
 def cluster(request):
     if os.geteuid() != 0:
         pytest.skip("the cluster's network namespaces need root")
-    with deployed(request, ClusterSite(request.param), "cluster-%s" % request.param) as deployment:
+    site = ClusterSite(request.param)
+    with deployed(request, site, "cluster-%s" % request.param) as deployment:
         yield deployment
+    # Ctrl-C (SIGTERM here) stops every host and removes every namespace by itself.
+    assert site.left_behind == {"processes": [], "namespaces": [], "portal listening": False}
 
 
 def new_room(site):
