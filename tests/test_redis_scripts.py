@@ -1,6 +1,6 @@
 """The Redis scripts take their leading arguments by name, in the order the Python builds them."""
 from my_project.layers import redis_scripts
-from my_project.layers.redis_scripts import BATCH_ARGS, PUSH_ARGS, _bind, split_item, stamp
+from my_project.layers.redis_scripts import BATCH_ARGS, PUSH_ARGS, _bind, split_item, stamp, wake_channel, wake_prefix
 
 
 def test_bind_names_the_leading_arguments_in_order():
@@ -23,3 +23,12 @@ def test_list_items_round_trip():
     expires, local, body = split_item(stamp(60) + b":daphne.response.x!y:a:b")
     assert local == b"daphne.response.x!y" and body == b"a:b" and expires > 0
     assert split_item(stamp(60) + b"::body")[1:] == (b"", b"body")
+
+
+def test_pushes_publish_on_the_wake_channel_the_receivers_subscribe_to():
+    """The scripts publish on `wake` .. list, `wake` being the layer's wake_prefix or "" (one shard:
+    nothing published); a receiver subscribes to wake_channel(prefix, list), the same name."""
+    assert "wake" in PUSH_ARGS and PUSH_ARGS[-1] == "stamp"
+    assert "redis.call('PUBLISH', wake .. list, '')" in redis_scripts.LUA_PUSH
+    assert "if wake ~= '' and not woken[list] then" in redis_scripts.LUA_PUSH
+    assert wake_channel("chat:", "http.request") == wake_prefix("chat:") + "http.request" == "chat:wake:http.request"

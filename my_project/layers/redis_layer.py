@@ -1,18 +1,21 @@
 """The Redis channel layer: asgi_redis sharded by channel, one round trip per operation."""
-import itertools
 import logging
+import os
 import random
+import select
+import threading
 import time
 from urllib.parse import urlsplit
 
 import asgi_redis
 import redis
 from asgi_redis.twisted_utils import defer
+from redis.sentinel import SentinelConnectionPool
 
 from . import codec
 from .base import CHANNEL, GROUP, LayerUnavailable, ProjectLayer, send_each
 from .redis_reader import TwistedReader
-from .redis_scripts import Scripts, split_item
+from .redis_scripts import Scripts, split_item, wake_channel
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +64,16 @@ class RedisChannelLayer(RedisQuestions, asgi_redis.RedisChannelLayer):
     blocks on another shard (up to its 5 s BLPOP, past daphne's 5 s WebSocket handshake limit), a
     channel's capacity is multiplied by the number of shards, and FIFO order is lost. asgiref's
     conformance suite fails on it. Here each channel is placed by a consistent hash of its name (as
-    upstream already does for process-local channels), a receive first sweeps every shard holding
-    one of its channels without blocking, and only then blocks on one of them for `blpop_timeout`
-    (a setting here; upstream has it as a fixed class attribute). Messages live in the lists
-    themselves (redis_scripts.py) and every operation is one round trip: a script for a send, a
-    group send per shard and a pop that must not block; BLPOP for one that may. daphne reads with
-    a TwistedReader (redis_reader.py). Subclassed rather than patched: the library stays as
+    upstream already does for process-local channels), and a receive sweeps every shard holding one
+    of its channels without blocking. A blocking one whose channels are all on one shard is a BLPOP
+    there for up to `blpop_timeout` (a setting here; upstream has it as a fixed class attribute).
+    One whose channels are on several shards listens to their lists' wake channels, which every
+    send publishes to when the layer has several shards (redis_scripts.py), on all those shards at
+    once: subscribed before its sweep, so that a message sent after the sweep wakes it (a BLPOP on
+    one shard would leave a message on another unseen until the BLPOP times out). Messages live in
+    the lists themselves (redis_scripts.py) and every operation is one round trip: a script for a
+    send, a group send per shard and a pop that must not block; BLPOP for one that may. daphne reads
+    with a TwistedReader (redis_reader.py). Subclassed rather than patched: the library stays as
     installed. Every process of a deployment must use this class: the list items are not upstream's.
     """
 
@@ -79,8 +86,11 @@ class RedisChannelLayer(RedisQuestions, asgi_redis.RedisChannelLayer):
         super(RedisChannelLayer, self).__init__(**kwargs)
         if blpop_timeout is not None:
             self.blpop_timeout = blpop_timeout
-        self._block_rotation = itertools.count()
         self.scripts = Scripts(self)
+        # A blocking receive over several shards: each shard's pub/sub connection (made when first
+        # needed, kept), used by one thread at a time; the process they belong to (a child forked
+        # after a receive must not read its parent's sockets).
+        self._wakers, self._wakers_pid, self._wake_lock = {}, os.getpid(), threading.Lock()
         self._capacities = {}  # list name -> capacity, for LUA_BATCH's group members
         self._reader = TwistedReader(self, batch=reply_batch)
 
@@ -200,17 +210,79 @@ class RedisChannelLayer(RedisQuestions, asgi_redis.RedisChannelLayer):
             return None, None
         shards = list(indexes.items())
         random.shuffle(shards)
-        if not (block and len(shards) == 1):  # one shard and blocking: BLPOP returns at once anyway
-            for index, list_names in shards:
-                found = self._pop(index, list_names, block=False)
-                if found:
-                    return found
-        if block:
-            index, list_names = shards[next(self._block_rotation) % len(shards)]
-            found = self._pop(index, list_names, block=True)
+        if not block:
+            found = self._sweep(shards)
+        elif len(shards) == 1:  # BLPOP returns at once when a list holds something: no sweep first
+            found = self._pop(shards[0][0], shards[0][1], block=True)
+        else:
+            with self._wake_lock:
+                found = self._wait(shards)
+        return found or (None, None)
+
+    def _sweep(self, shards):
+        """(channel, message) from the first of [(shard index, list keys)] holding one, or None."""
+        for index, list_names in shards:
+            found = self._pop(index, list_names, block=False)
             if found:
                 return found
-        return None, None
+        return None
+
+    def _wait(self, shards):
+        """A blocking receive over several shards: (channel, message), or None after blpop_timeout.
+
+        Each shard's waker is subscribed to the wake channels of the lists there before the sweep:
+        a send after the sweep publishes to a channel already listened to, so no wake-up is lost.
+        After a wake-up only the lists woken are looked at; when another worker took the message
+        the wait goes on until the deadline. Wakes left unread (a worker that was busy) are dropped
+        before the sweep, which looks at every list anyway.
+
+        Any error (raised, as a BLPOP's would be) closes the wakers of the receive: one may be half
+        read, or subscribed on a master that a failover demoted or cut off, where no wake comes any
+        more; the next receive subscribes new ones on the shards' current servers."""
+        deadline = time.time() + self.blpop_timeout
+        wakers = [(index, list_names, self._waker(index)) for index, list_names in shards]
+        try:
+            for index, list_names, waker in wakers:
+                waker.subscribe(list_names)
+            for index, list_names, waker in wakers:
+                waker.read(confirm_until=deadline)
+            found = self._sweep(shards)
+            while not found:
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    return None
+                sockets = [waker.socket() for _, _, waker in wakers]
+                # A connection found closed is read at once: redis-py connects it again and
+                # subscribes anew, and the confirmations wake all its lists (read()).
+                readable = select.select([sock for sock in sockets if sock is not None], [], [],
+                                         0 if None in sockets else remaining)[0]
+                for (index, list_names, waker), sock in zip(wakers, sockets):
+                    if sock is not None and sock not in readable:
+                        continue  # its buffer was emptied by the read before the wait: nothing came
+                    woken = waker.read()
+                    woken = [name for name in list_names if name in woken]
+                    found = woken and self._pop(index, woken, block=False)
+                    if found:
+                        break  # the other shards' wakes stay buffered, dropped by the next receive
+            return found
+        except BaseException as exc:
+            logger.debug("Closing the pub/sub connections of Redis shards %s: %r",
+                         sorted(index for index, _, _ in wakers), exc)
+            for _, _, waker in wakers:
+                waker.close()
+            raise
+
+    def _waker(self, index):
+        """Shard `index`'s Waker (a new one when there is none, or the last one failed)."""
+        if self._wakers_pid != os.getpid():
+            for waker in self._wakers.values():
+                waker.forget()
+            self._wakers, self._wakers_pid = {}, os.getpid()
+        waker = self._wakers.get(index)
+        if waker is None or waker.closed:
+            waker = self._wakers[index] = Waker(
+                _pool_like(self.connection(index).connection_pool), self.prefix, index)
+        return waker
 
     def _pop(self, index, list_names, block):
         """(channel, message) from one shard; None if there is none (within blpop_timeout)."""
@@ -262,6 +334,96 @@ class RedisChannelLayer(RedisQuestions, asgi_redis.RedisChannelLayer):
     def values(self, namespace):
         """A store of expiring strings under `namespace` (see Values)."""
         return Values(self, namespace)
+
+
+class Waker(object):
+    """One shard's pub/sub connection, on which a blocking receive hears that its lists were pushed
+    to (redis_scripts.py: wake channels).
+
+    Its pool is like the shard's (the layer's password, database and timeouts; a Sentinel layer's
+    current master) but its own (_pool_like). Once closed (after an error) it is replaced by a new
+    one, subscribed from scratch.
+    """
+
+    def __init__(self, pool, prefix, index):
+        self.pool = pool
+        self.pubsub = redis.StrictRedis(connection_pool=pool).pubsub()
+        self.prefix = prefix
+        self.index = index
+        self.lists = {}  # wake channel (bytes) -> list key, for every list subscribed to
+        self.unconfirmed = set()  # wake channels whose subscription the server has not confirmed
+        self.closed = False
+
+    def subscribe(self, list_keys):
+        """Subscribe to the wake channels of the lists not subscribed to yet (without waiting)."""
+        new = {}
+        for key in list_keys:
+            channel = wake_channel(self.prefix, key[len(self.prefix):]).encode("utf8")
+            if channel not in self.lists:
+                new[channel] = key
+        if new:
+            self.pubsub.subscribe(*new)
+            self.lists.update(new)
+            self.unconfirmed.update(new)
+
+    def read(self, confirm_until=None):
+        """The list keys woken by the messages read without blocking; first, given a deadline,
+        wait until then for the confirmation of the subscriptions: a sweep after it is sure to be
+        followed by a wake for any push it missed. A message that is no wake (subscriptions
+        confirmed again after redis-py reconnected: pushes may have gone unheard) wakes every list."""
+        woken = set()
+        while True:
+            timeout = 0
+            if confirm_until is not None and self.unconfirmed:
+                timeout = max(0, confirm_until - time.time())
+            message = self.pubsub.get_message(timeout=timeout)
+            if message is None:
+                if timeout and self.unconfirmed:
+                    logger.debug("Redis shard %d did not confirm %d subscriptions in time",
+                                 self.index, len(self.unconfirmed))
+                return woken
+            channel = message["channel"]
+            if isinstance(channel, str):  # a client that decodes responses
+                channel = channel.encode("utf8")
+            if message["type"] == "message" and channel in self.lists:
+                woken.add(self.lists[channel])
+            elif message["type"] == "subscribe" and channel in self.unconfirmed:
+                self.unconfirmed.discard(channel)
+            else:
+                woken.update(self.lists.values())
+
+    def socket(self):
+        """The connection's socket, to wait on (connected: it is subscribed)."""
+        return self.pubsub.connection._sock
+
+    def close(self):
+        self.closed = True
+        try:
+            self.pubsub.reset()  # disconnects and hands the connection back to the pool
+            self.pool.disconnect()
+        except Exception as exc:
+            logger.debug("Closing the pub/sub connection of Redis shard %d: %s", self.index, exc)
+
+    def forget(self):
+        """Let go of the connection without touching its socket (a forked child's copy of its
+        parent's: closing it would shut the parent's down)."""
+        self.pubsub.connection = None
+        self.closed = True
+
+
+def _pool_like(pool):
+    """A new connection pool with the settings of `pool`, a Sentinel one's included. A Waker's
+    connection has a pool of its own: once its master changed, a redis-py 2.10 Sentinel pool
+    disconnects all of its connections, in use or not, whenever one of them connects (it never
+    notes the new address), so that the pub/sub connection and the one for the sweeps would cut
+    each other off at every receive."""
+    kwargs = dict(pool.connection_kwargs)
+    if isinstance(pool, SentinelConnectionPool):
+        kwargs.pop("connection_pool", None)  # the connections' way back to their pool: the new one
+        return SentinelConnectionPool(pool.service_name, pool.sentinel_manager, is_master=pool.is_master,
+                                      check_connection=pool.check_connection,
+                                      connection_class=pool.connection_class, **kwargs)
+    return redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
 
 
 class Values(object):

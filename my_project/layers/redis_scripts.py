@@ -13,6 +13,23 @@ from .base import CHANNEL, GROUP, GROUP_ONCE
 # message is popped (by Redis' clock in the scripts, by the receiver's after BLPOP) instead of by a
 # key's TTL; a list nobody sends to still expires as a whole, as upstream's do.
 
+# With several shards, a push to a list is also announced on the list's wake channel (pub/sub, an
+# empty message): a blocking receive whose lists are on several shards listens to their wake
+# channels on every shard at once (RedisChannelLayer._wait) instead of blocking on one shard's lists
+# while a message waits unseen on another. One shard publishes nothing: its receive is one BLPOP.
+WAKE_FORMAT = "%(prefix)swake:%(list)s"
+assert WAKE_FORMAT.endswith("%(list)s")  # LUA_PUSH's channel, wake_prefix .. list, is wake_channel's
+
+
+def wake_prefix(prefix):
+    """What the wake channels of a layer's lists start with (LUA_PUSH appends the list's name)."""
+    return WAKE_FORMAT % {"prefix": prefix, "list": ""}
+
+
+def wake_channel(prefix, list_name):
+    """The wake channel of list `list_name` (without the layer's prefix) of a layer on `prefix`."""
+    return WAKE_FORMAT % {"prefix": prefix, "list": list_name}
+
 
 def stamp(expiry):
     """The <expires at> of a message sent now that lives `expiry` seconds."""
@@ -85,11 +102,12 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 # trip per send for its counters); shared by LUA_SEND and LUA_BATCH. Expired messages at the head
 # of a list do not count against its capacity. A process-local channel's messages go to the list of
 # its non-local part and carry its full name (see the top of this module).
-# KEYS: global messages stat, global full stat.
-PUSH_ARGS = ("expiry", "channel_ttl", "global_ttl", "prefix", "stats", "stamp")
+# `wake`: the layer's wake_prefix, for a push to publish on its list's wake channel (once per list
+# and script call), or "" (one shard: nothing listens). KEYS: global messages stat, global full stat.
+PUSH_ARGS = ("expiry", "channel_ttl", "global_ttl", "prefix", "stats", "wake", "stamp")
 PUSH_NUMBERS = ("expiry", "channel_ttl", "global_ttl")
 LUA_PUSH = """
-local sent, dropped = 0, 0
+local sent, dropped, woken = 0, 0, {}
 local function split(name)
     local bang = string.find(name, '!', 1, true)
     if bang then return string.sub(name, 1, bang), name end
@@ -116,6 +134,10 @@ local function push(name, body, capacity)
     redis.call('EXPIRE', key, expiry + 1)
     redis.call('INCR', stats .. list .. ':messages_count')
     redis.call('EXPIRE', stats .. list .. ':messages_count', channel_ttl)
+    if wake ~= '' and not woken[list] then
+        woken[list] = true
+        redis.call('PUBLISH', wake .. list, '')
+    end
     return true
 end
 local function count()
@@ -210,7 +232,7 @@ class Scripts(object):
         self._push_fixed = self._args(PUSH_ARGS[:-1], {
             "expiry": layer.expiry, "channel_ttl": layer.channel_statistics_expiry,
             "global_ttl": layer.global_statistics_expiry, "prefix": layer.prefix,
-            "stats": layer.stats_prefix})
+            "stats": layer.stats_prefix, "wake": wake_prefix(layer.prefix) if layer.ring_size > 1 else ""})
         # LUA_PUSH's KEYS: the layer's global counters.
         self._stat_keys = [layer._stat_key(layer.global_stats_key, stat)
                            for stat in (layer.STAT_MESSAGES_COUNT, layer.STAT_CHANNEL_FULL)]
