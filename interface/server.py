@@ -5,6 +5,7 @@ from daphne.http_protocol import WebRequest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import reactor
+from twisted.internet.interfaces import ITCPTransport
 from twisted.web import http
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,21 @@ class LimitedServer(Server):
             protocol = build(addr)
             if protocol is not None:
                 protocol.requestFactory = AnsweredRequest
+                protocol.connectionMade = without_nagle(protocol, protocol.connectionMade)
             return protocol
         self.factory.buildProtocol = build_protocol
+
+
+def without_nagle(protocol, connection_made):
+    """connectionMade that first turns Nagle's algorithm off on a TCP connection (an interface host
+    of a cluster; Unix sockets have none). Twisted leaves it on: a frame written while the one
+    before is unacknowledged (a chat message's broadcast, then its ack, read from the layer in two
+    wake-ups) waited for nginx's delayed ACK, 40 ms: chat round trip p50 47 ms on the sharded cluster."""
+    def made():
+        if ITCPTransport.providedBy(protocol.transport):
+            protocol.transport.setTcpNoDelay(True)
+        connection_made()
+    return made
 
 
 def send_empty_messages(factory):
