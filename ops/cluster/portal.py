@@ -43,12 +43,21 @@ async def pump(reader, writer):
             writer.close()
 
 
+def no_delay(writer):
+    """Nagle's algorithm off: a WebSocket frame written right behind another (a broadcast, then its
+    ack) waited 40 ms for the peer's delayed ACK. asyncio turns it off only for sockets it made
+    with proto=IPPROTO_TCP, which accepted ones are not."""
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 async def relay(client_reader, client_writer, port):
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
     except OSError:
         client_writer.close()
         return
+    no_delay(client_writer)
+    no_delay(writer)
     await asyncio.gather(pump(client_reader, writer), pump(reader, client_writer))
     writer.close()
     client_writer.close()

@@ -105,7 +105,9 @@ class Cluster(object):
             time.sleep(0.2)
 
     def failed(self):
-        """The first host whose serve exited, if any (a cluster is up while none has)."""
+        """The first host whose serve exited, or the portal if it did (a cluster is up while none has)."""
+        if self.portal is not None and self.portal.poll() is not None:
+            return "portal"
         return next((name for name, process in self.processes.items() if process.poll() is not None), None)
 
     def stop(self):
