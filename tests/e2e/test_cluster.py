@@ -15,6 +15,7 @@ import pytest
 
 from harness.servers import wait_for
 from harness.sites import ClusterSite
+from ops.cluster import netns
 
 from .deployed import deployed
 from .load import RESULTS, Load, check
@@ -106,14 +107,17 @@ def test_a_channel_stays_on_one_shard(cluster):
 
 
 def test_nothing_listens_beyond_the_cluster(cluster):
-    """Every listening socket of every host is on its own cluster address or its loopback, and the
-    layer's servers ask for a password."""
+    """Every listening socket of every host is on its own cluster address or its loopback, no host
+    has a route beyond the cluster's LAN, and the layer's servers ask for a password."""
     from ops.cluster import plan
     for host in plan.HOSTS:
         listening = subprocess.run(cluster.namespaces().exec_prefix(host.name) + ["ss", "-Hltn"],
                                    stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
         local = {line.split()[3].rsplit(":", 1)[0] for line in listening.splitlines() if line.strip()}
         assert local <= {plan.address(host), "127.0.0.1", "[::1]"}, (host.name, local)
+        routes = netns.ip("-n", cluster.namespaces().name(host.name), "route", "show")
+        assert "default" not in routes and routes.split() == [
+            "10.77.0.0/24", "dev", "eth0", "proto", "kernel", "scope", "link", "src", plan.address(host)], routes
     denied = subprocess.run(
         cluster.namespaces().exec_prefix("worker-1") + ["redis-cli", "-h", plan.address(cluster.host("redis-1")),
                                                         "ping"], stdout=subprocess.PIPE, universal_newlines=True)
@@ -227,4 +231,17 @@ def test_fault_across_hosts(cluster, event_name):
         assert result["recovery_s"] <= 10, result
         back = cluster.host_supervisor(cluster.killed_master)
         back.startProcess("redis")
-        wait_for(lambda: redis_master(cluster) != cluster.killed_master, 5, "the old master to stay demoted")
+        wait_for(lambda: "role:slave" in redis_info(cluster, cluster.killed_master), 30,
+                 "the old master to rejoin as a replica")
+        assert redis_master(cluster) != cluster.killed_master
+
+
+def redis_info(site, name):
+    """INFO replication of a Redis host's server ("" when it does not answer)."""
+    from ops.cluster import plan
+    host = site.host(name)
+    answer = subprocess.run(
+        site.namespaces().exec_prefix(name) + [
+            "redis-cli", "--no-auth-warning", "-a", site.plan().secrets["redis"], "-h", plan.address(host),
+            "info", "replication"], stdout=subprocess.PIPE, universal_newlines=True)
+    return answer.stdout
