@@ -90,13 +90,18 @@ else:
             CHAT_NETWORK.redis_address)]
     _layer_config.update({
         "hosts": _hosts,
-        # A password in a URL is %-encoded (redis-py 2.10 would send it as written otherwise).
-        "connection_kwargs": {"decode_components": True},
         # Seconds a receive blocks on one shard; short when there are several (see
         # layers/redis_layer.py). Fractions need Redis >= 6.
         "blpop_timeout": env.number("REDIS_BLPOP_TIMEOUT", 5 if len(_hosts) == 1 else 0.2, minimum=0.01),
         "prefix": env.string("REDIS_PREFIX", "chat:"),
     })
+    _layer_config["connection_kwargs"] = {
+        # A password in a URL is %-encoded (redis-py 2.10 would send it as written otherwise).
+        "decode_components": True,
+        # A Redis host cut off (no reset comes) must not hang a worker or a daphne's sends until
+        # TCP gives up, minutes later: a call fails after this long, and the chat resends.
+        "socket_timeout": _layer_config["blpop_timeout"] + 5, "socket_connect_timeout": 2,
+    }
 if CHAT_LAYER == "redis" and env.strings("LAYER_ENCRYPTION_KEYS"):  # on every Redis layout
     _layer_config["symmetric_encryption_keys"] = env.strings("LAYER_ENCRYPTION_KEYS")
 if CHAT_LAYER_FLAVOR == "upstream":

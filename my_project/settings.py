@@ -72,6 +72,17 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Several worker processes write at once: wait for the lock instead of failing (WAL is set per
     # connection, and the file's directory made, in ops.apps).
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+else:
+    # A worker host cut off in the middle of a transaction keeps its row locks (the per-room id
+    # counter) until its link returns: every other worker storing into that room waited (13.8 s
+    # without an ack in the cross-host fault suite). The server ends such a session after this
+    # long idle inside a transaction (the chat's transactions take milliseconds); the cut worker's
+    # frames are lost and resent by their clients. Keepalives find a vanished client sooner too.
+    DATABASES["default"]["OPTIONS"] = {
+        "options": "-c idle_in_transaction_session_timeout=%d" % (
+            1000 * env.integer("DB_IDLE_IN_TRANSACTION_TIMEOUT", 5, minimum=1)),
+        "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
