@@ -17,6 +17,10 @@ RESEND = 3.0
 # A socket on which the server has said nothing for this long while a message waits for its ack is
 # dead (its interface host cut off: no close ever comes): drop it and reconnect (the README's contract).
 SILENCE = 10.0
+# A message resent on one socket for this long without an ack (and no rate_limited pause) means the
+# socket's way in is broken though frames still come out (a half-open path to a cut-off interface
+# host): reconnect too. Above a slow canary's worst (about 11 s in the fault suite).
+STUCK = 20.0
 
 
 class Chatter(object):
@@ -43,6 +47,7 @@ class Chatter(object):
         self.latencies = []
         self.acked_times = []   # when each ack arrived, for the recovery time after a fault
         self.heard = 0.0        # when the server last said anything on the current socket
+        self.first_sent = {}    # client_id -> first transmission on the current socket
 
     # ---- connection ----------------------------------------------------------------------------
     def connect(self, timeout=10):
@@ -52,6 +57,7 @@ class Chatter(object):
             self.ws = ws
             self.heard = time.time()
             self.transmitted.clear()  # nothing is in flight on a new socket
+            self.first_sent.clear()
         self.reader = threading.Thread(target=self._read, args=(ws,), daemon=True)
         self.reader.start()
         self.catch_up()
@@ -64,9 +70,12 @@ class Chatter(object):
     def ensure(self):
         """Reconnect if the socket dropped or went silent; True when connected."""
         with self.lock:
-            silent = self.ws is not None and self.outbox and time.time() - self.heard > SILENCE and \
-                time.time() - min(self.sent_at[c] for c in self.outbox) > SILENCE
-        if silent:
+            now = time.time()
+            silent = self.ws is not None and self.outbox and now - self.heard > SILENCE and \
+                now - min(self.sent_at[c] for c in self.outbox) > SILENCE
+            stuck = self.ws is not None and now >= self.paused_until and any(
+                now - self.first_sent[c] > STUCK for c in self.outbox if c in self.first_sent)
+        if silent or stuck:
             self.close()
         if self.connected():
             return True
@@ -115,6 +124,7 @@ class Chatter(object):
         server refuses the others until it has that one)."""
         self.paused_until = max(self.paused_until, time.time() + seconds)
         self.transmitted.clear()
+        self.first_sent.clear()  # the server answered: the socket works
         timer = threading.Timer(max(0.0, self.paused_until - time.time()), self.flush)
         timer.daemon = True
         timer.start()
@@ -171,6 +181,7 @@ class Chatter(object):
             for client_id, text in order[:WINDOW]:
                 if now - self.transmitted.get(client_id, 0) > RESEND:
                     self.transmitted[client_id] = now
+                    self.first_sent.setdefault(client_id, now)
                     due.append((client_id, text))
         for client_id, text in due:
             self._transmit(client_id, text)

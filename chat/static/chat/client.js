@@ -14,9 +14,10 @@
   var lastId = 0;           // highest id shown with nothing missing below it
   var outbox = load();      // client_id -> text, until acked (in send order)
   var inFlight = {};        // client_id -> when last sent on this socket
+  var firstSent = {};       // client_id -> when first sent on this socket
   // At most WINDOW messages in flight, oldest first, each sent again after RESEND ms without an
   // ack: a backlog after a long disconnect trickles out instead of flooding the server's queues.
-  var WINDOW = 10, RESEND = 5000;
+  var WINDOW = 10, RESEND = 5000, STUCK = 20000;
   var ws = null, failures = 0, everOpen = false, mode = "ws", pingTimer = null, resendTimer = null, heard = 0;
   var pausedUntil = 0;      // after rate_limited: nothing is sent before this (ms since the epoch)
   var waitingFor = null;    // the refused message the server waits for: sent first when resuming
@@ -105,6 +106,7 @@
     waitingFor = frame.waiting_for || frame.client_id || waitingFor;
     pausedUntil = Math.max(pausedUntil, Date.now() + frame.retry_after_ms);
     inFlight = {};
+    firstSent = {};  // the server answered: the socket works
     setTimeout(flushOutbox, pausedUntil - Date.now());
   }
 
@@ -147,9 +149,16 @@
     if (waitingFor in outbox) {
       order = [waitingFor].concat(order.filter(function (clientId) { return clientId !== waitingFor; }));
     }
+    // A message resent on this socket for 20 s without an ack, while the server is not pausing
+    // us: the socket's way in is broken even if frames still come out (a half-open path to a
+    // cut-off interface host): reconnect, the balancer picks a live one.
+    if (mode === "ws" && ws && order.some(function (clientId) { return now - (firstSent[clientId] || now) > STUCK; })) {
+      return abandon();
+    }
     order.slice(0, WINDOW).forEach(function (clientId) {
       if (now - (inFlight[clientId] || 0) > RESEND) {
         inFlight[clientId] = now;
+        if (!(clientId in firstSent)) { firstSent[clientId] = now; }
         transmit(clientId, outbox[clientId]);
       }
     });
@@ -203,6 +212,7 @@
     ws = new WebSocket(scheme + location.host + "/ws/rooms/" + room + "/", [protocol]);
     ws.onopen = function () {
       inFlight = {};  // nothing is in flight on a new socket
+      firstSent = {};
       failures = 0;
       everOpen = true;
       setStatus("online", "online");
