@@ -80,13 +80,16 @@ class Site(object):
         for args in (("migrate", "-v0", "--noinput"), ("collectstatic", "-v0", "--noinput")):
             result = self.manage(*args)
             assert result.returncode == 0, result.stderr
+        return self.launch([PYTHON, "manage.py", "serve"], lambda: "Chat is up" in self.read_output(),
+                           timeout, "the deployment to come up")
+
+    def launch(self, argv, ready, timeout, what):
+        """Run `argv` (its output into self.output) until ready() or it exits; closed on failure."""
         with open(self.output, "w") as out:
-            self.process = subprocess.Popen(
-                [PYTHON, "manage.py", "serve"], cwd=REPO, env=self.env,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=out,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait_for(lambda: "Chat is up" in self.read_output() or self.process.poll() is not None,
-                     timeout, "the deployment to come up")
+            wait_for(lambda: ready() or self.process.poll() is not None, timeout, what)
             assert self.process.poll() is None, self.read_output()
         except BaseException:
             self.close()
@@ -140,15 +143,19 @@ class Site(object):
             out.append("==> %s <==\n%s" % (os.path.basename(path), "\n".join(tail)))
         return "\n".join(out)
 
-    def close(self):
-        """Stop everything, even after a failed test: SIGTERM to serve, then SIGKILL stragglers."""
+    def terminate(self, timeout=100):
+        """SIGTERM to the command that runs the deployment, SIGKILL to its group if it lingers."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(100)
+                self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+    def close(self):
+        """Stop everything, even after a failed test: SIGTERM to serve, then SIGKILL stragglers."""
+        self.terminate()
         for pid in self.leftovers():
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -174,17 +181,7 @@ class PaasSite(Site):
         })
 
     def start(self, timeout=120):
-        with open(self.output, "w") as out:
-            self.process = subprocess.Popen(
-                [os.path.join(REPO, "bin", "paas")], cwd=REPO, env=self.env,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_for(lambda: self.healthy() or self.process.poll() is not None, timeout, "the Procfile's site")
-            assert self.process.poll() is None, self.read_output()
-        except BaseException:
-            self.close()
-            raise
-        return self
+        return self.launch([os.path.join(REPO, "bin", "paas")], self.healthy, timeout, "the Procfile's site")
 
     def log_tails(self, lines=40):
         return "\n".join(self.read_output().splitlines()[-lines:])
@@ -199,18 +196,8 @@ class ClusterSite(Site):
         self.root = os.path.join(self.var_dir, "cluster")
 
     def start(self, timeout=240):
-        with open(self.output, "w") as out:
-            self.process = subprocess.Popen(
-                [PYTHON, "manage.py", "cluster", "--layout", self.cluster_layout], cwd=REPO, env=self.env,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_for(lambda: "Cluster is up" in self.read_output() or self.process.poll() is not None,
-                     timeout, "the cluster to come up")
-            assert self.process.poll() is None, self.read_output()
-        except BaseException:
-            self.close()
-            raise
-        return self
+        return self.launch([PYTHON, "manage.py", "cluster", "--layout", self.cluster_layout],
+                           lambda: "Cluster is up" in self.read_output(), timeout, "the cluster to come up")
 
     def plan(self):
         from ops.cluster.plan import Plan
@@ -233,7 +220,7 @@ class ClusterSite(Site):
             universal_newlines=True, timeout=kwargs.get("timeout", 120))
 
     def host_paths(self, name):
-        return Paths(self.plan().var_dir(self.host(name)))
+        return self.plan().paths(self.host(name))
 
     def host_supervisor(self, name):
         return supervisor.connect(self.host_paths(name).supervisor_socket).supervisor
@@ -273,13 +260,7 @@ class ClusterSite(Site):
     def close(self):
         """Stop the cluster command; note what it left behind (its own clean-up should leave
         nothing), then sweep that too."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(150)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        self.terminate(150)
         self.left_behind = {"processes": self.leftovers(), "namespaces": self.namespaces().existing(),
                             "portal listening": port_open(self.port)}
         super(ClusterSite, self).close()

@@ -76,8 +76,6 @@ elif env.strings("REDIS_SENTINELS"):
         "services": _services,
         "password": CHAT_REDIS_PASSWORD or None,
         "sentinel_password": CHAT_REDIS_PASSWORD or None,
-        "blpop_timeout": env.number("REDIS_BLPOP_TIMEOUT", 5 if len(_services) == 1 else 0.2, minimum=0.01),
-        "prefix": env.string("REDIS_PREFIX", "chat:"),
     })
 else:
     _backend = "my_project.layers.RedisChannelLayer"
@@ -88,22 +86,26 @@ else:
         _hosts = ["redis://%s%s:%d/0" % (
             (":%s@" % quote(CHAT_REDIS_PASSWORD, safe="") if CHAT_REDIS_PASSWORD else "",) +
             CHAT_NETWORK.redis_address)]
-    _layer_config.update({
-        "hosts": _hosts,
-        # Seconds a receive blocks on one shard; short when there are several (see
-        # layers/redis_layer.py). Fractions need Redis >= 6.
-        "blpop_timeout": env.number("REDIS_BLPOP_TIMEOUT", 5 if len(_hosts) == 1 else 0.2, minimum=0.01),
-        "prefix": env.string("REDIS_PREFIX", "chat:"),
-    })
+    _layer_config["hosts"] = _hosts
     _layer_config["connection_kwargs"] = {
         # A password in a URL is %-encoded (redis-py 2.10 would send it as written otherwise).
         "decode_components": True,
+        "socket_connect_timeout": 2,  # and socket_timeout, below
+    }
+if CHAT_LAYER == "redis":  # every Redis layout: one server, shards, or masters behind Sentinels
+    _shards = len(_layer_config.get("services") or _layer_config["hosts"])
+    _layer_config.update({
+        # Seconds a receive blocks on one shard; short when there are several (see
+        # layers/redis_layer.py). Fractions need Redis >= 6.
+        "blpop_timeout": env.number("REDIS_BLPOP_TIMEOUT", 5 if _shards == 1 else 0.2, minimum=0.01),
+        "prefix": env.string("REDIS_PREFIX", "chat:"),
+    })
+    if "connection_kwargs" in _layer_config:
         # A Redis host cut off (no reset comes) must not hang a worker or a daphne's sends until
         # TCP gives up, minutes later: a call fails after this long, and the chat resends.
-        "socket_timeout": _layer_config["blpop_timeout"] + 5, "socket_connect_timeout": 2,
-    }
-if CHAT_LAYER == "redis" and env.strings("LAYER_ENCRYPTION_KEYS"):  # on every Redis layout
-    _layer_config["symmetric_encryption_keys"] = env.strings("LAYER_ENCRYPTION_KEYS")
+        _layer_config["connection_kwargs"]["socket_timeout"] = _layer_config["blpop_timeout"] + 5
+    if env.strings("LAYER_ENCRYPTION_KEYS"):
+        _layer_config["symmetric_encryption_keys"] = env.strings("LAYER_ENCRYPTION_KEYS")
 if CHAT_LAYER_FLAVOR == "upstream":
     if "Sentinel" in _backend:
         raise ImproperlyConfigured("CHAT_LAYER_FLAVOR=upstream has no Sentinel layer that daphne can "

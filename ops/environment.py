@@ -37,6 +37,7 @@ def environment(base=None):
     compute the same settings from it. supervisord.conf cannot compute, so the values it uses are
     spelled out here from the settings (the defaults included)."""
     env = dict(os.environ if base is None else base)
+    started = programs.started_here()
     paths = settings.CHAT_PATHS
     path = [os.path.dirname(sys.executable)] + env.get("PATH", "").split(os.pathsep)
     path += [d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin") if d not in path]  # nginx, redis
@@ -51,7 +52,7 @@ def environment(base=None):
         "CHAT_NGINX_PREFIX": paths.nginx_prefix,
         "CHAT_REDIS_CONF": paths.redis_conf,
         "CHAT_SENTINEL_CONF": paths.sentinel_conf,
-        "CHAT_REDIS_AUTORESTART": "false" if programs.named("sentinel") in programs.started_here() else "true",
+        "CHAT_REDIS_AUTORESTART": "false" if programs.named("sentinel") in started else "true",
         "CHAT_CURRENT_RELEASE_LINK": releases.current_link(),  # bin/in-release starts workers there
         "CHAT_MINFDS": str(file_limit()),
         "CHAT_DAPHNE_PYTHON": interface_python(),
@@ -61,7 +62,6 @@ def environment(base=None):
         "CHAT_WORKERS_DEFAULT": str(settings.CHAT_WORKERS_DEFAULT),
         "CHAT_GUNICORN_WORKERS": str(settings.CHAT_GUNICORN_WORKERS),
     })
-    started = programs.started_here()
     # supervisord.conf names every program's command; only a database host can compute its own.
     env["CHAT_POSTGRES_COMMAND"] = database.command() if programs.named("postgres") in started else "false"
     env.update({programs.start_variable(program): "true" if program in started else "false"

@@ -43,9 +43,15 @@ def _runs_here(program, role):
         return False
     if program.pool is not None and program.pool not in settings.CHAT_POOLS:
         return False
-    if program.name == "sentinel" and "sentinels" not in settings.CHANNEL_LAYERS["default"]["CONFIG"]:
+    if program.name == "sentinel" and not sentinel_layout():
         return False
     return not (program.name == "gunicorn" and settings.CHAT_TOPOLOGY == "asgi")
+
+
+def sentinel_layout():
+    """Whether the layer finds its masters through Sentinels (CHAT_REDIS_SENTINELS): Redis hosts
+    run one beside their server, and their masters are configured for failover."""
+    return "sentinels" in settings.CHANNEL_LAYERS["default"]["CONFIG"]
 
 
 def named(name):

@@ -6,6 +6,7 @@ import re
 
 from django.conf import settings
 
+from . import programs
 from .environment import file_limit
 from .exceptions import DeploymentError
 
@@ -83,7 +84,7 @@ def redis_conf():
         lines += ["requirepass %s" % _quoted(password), "masterauth %s" % _quoted(password)]
     if settings.CHAT_REDIS_REPLICA_OF:
         lines.append("replicaof %s %s" % tuple(settings.CHAT_REDIS_REPLICA_OF.rsplit(":", 1)))
-    if "sentinels" in settings.CHANNEL_LAYERS["default"]["CONFIG"]:
+    if programs.sentinel_layout():
         # A master cut off from its replicas stops taking writes within seconds, rather than taking
         # them until Sentinel's new master is named and losing them all then.
         lines += ["min-replicas-to-write 1", "min-replicas-max-lag 5"]

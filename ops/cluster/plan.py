@@ -5,6 +5,7 @@ import os
 import secrets
 
 from my_project.network import Network
+from my_project.paths import Paths
 
 from .netns import SUBNET
 
@@ -22,6 +23,7 @@ STAGES = (
 HOSTS = tuple(host for stage in STAGES for host in stage)
 LAYOUTS = ("sharded", "sentinel")
 SERVICE = "chat"  # the Sentinel layout's service name
+STATE_FILE = "cluster.json"  # in the cluster's root while it runs: layout, port, hosts, portal
 
 
 def address(host):
@@ -62,6 +64,10 @@ class Plan(object):
     def var_dir(self, host):
         return os.path.join(self.root, host.name)
 
+    def paths(self, host):
+        """The host's files and sockets (its supervisord's, its run dir), as its deployment has them."""
+        return Paths(self.var_dir(host))
+
     def shared(self):
         """The settings every host gets."""
         redis_password, redis_hosts = self.secrets["redis"], [address(h) for h in of_role("redis")]
@@ -99,4 +105,4 @@ class Plan(object):
         return env
 
     def state_file(self):
-        return os.path.join(self.root, "cluster.json")
+        return os.path.join(self.root, STATE_FILE)

@@ -10,6 +10,8 @@ import time
 
 from django.conf import settings
 
+from my_project.paths import Paths
+
 from .. import supervisor
 from ..deployment import die_with_parent, processes_of
 from ..exceptions import DeploymentError
@@ -35,7 +37,7 @@ class Cluster(object):
     def start(self, stopping=()):
         check()
         if os.path.exists(self.plan.state_file()) and any(
-                supervisor.alive(os.path.join(self.plan.var_dir(host), "run", "supervisor.sock"))
+                supervisor.alive(self.plan.paths(host).supervisor_socket)
                 for host in plans.HOSTS):
             raise DeploymentError("a cluster of %s is running already: stop it first (Ctrl-C where it runs)"
                                   % self.plan.root)
@@ -131,7 +133,7 @@ class Cluster(object):
                         os.killpg(process.pid, signal.SIGKILL)
                         process.wait()
         for host in plans.HOSTS:
-            for pid in processes_of(os.path.join(self.plan.var_dir(host), "run")):
+            for pid in processes_of(self.plan.paths(host).run):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
@@ -163,14 +165,14 @@ def describe(cluster_root):
 def table(root):
     """Rows (host, role, address, programs and their states) of the cluster running in `root`, or None."""
     try:
-        with open(os.path.join(root, "cluster.json")) as saved:
+        with open(os.path.join(root, plans.STATE_FILE)) as saved:
             state = json.load(saved)
     except FileNotFoundError:
         return None
     rows = []
     for fields in state["hosts"]:
         host = plans.Host(**fields)
-        socket_path = os.path.join(root, host.name, "run", "supervisor.sock")
+        socket_path = Paths(os.path.join(root, host.name)).supervisor_socket
         try:
             infos = supervisor.processes(supervisor.connect(socket_path))
             programs = ", ".join("%s %s" % (info["name"], info["statename"]) for info in infos

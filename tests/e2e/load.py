@@ -143,6 +143,23 @@ class Load(object):
         }
 
 
+def under_load(site, room, event, label, chatters=10, pollers=2, before=3.0):
+    """Run `event(site)` while `chatters` talk and `pollers` read in `room`: the tally (its row added
+    to the table) after the exactly-once check."""
+    load = Load(site, room, chatters=chatters, pollers=pollers).start()
+    time.sleep(before)
+    started = time.time()
+    load.mark()
+    try:
+        event(site)
+    finally:
+        result = load.finish()
+    result.update(event=label, seconds=time.time() - started)
+    RESULTS.append(result)
+    check(result)
+    return result
+
+
 def check(result):
     """The exactly-once contract after an event."""
     assert not result["unsettled"], "unacked messages left: %s" % result["unsettled"]

@@ -18,7 +18,7 @@ from harness.sites import ClusterSite
 from ops.cluster import netns
 
 from .deployed import deployed
-from .load import RESULTS, Load, check
+from .load import under_load
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults]
 
@@ -42,20 +42,11 @@ def new_room(site):
     return slug
 
 
-def under_load(site, event, name, chatters=8, before=3.0):
-    """Run `event` while chatters talk in a new room; the exactly-once check and a row of the table."""
-    load = Load(site, new_room(site), chatters=chatters, pollers=1).start()
-    time.sleep(before)
-    started = time.time()
-    load.mark()
-    try:
-        event(site)
-    finally:
-        result = load.finish()
-    result.update(event="%s [%s]" % (name, site.cluster_layout), seconds=time.time() - started)
-    RESULTS.append(result)
-    check(result)
-    result["room"] = load.room
+def fault(site, event, name, chatters=8):
+    """`event` under load in a new room (load.under_load), labelled with the layout."""
+    room = new_room(site)
+    result = under_load(site, room, event, "%s [%s]" % (name, site.cluster_layout), chatters=chatters, pollers=1)
+    result["room"] = room
     return result
 
 
@@ -72,7 +63,7 @@ def upstreams_used(site, room):
 def test_a_room_spans_both_interface_hosts(cluster):
     """Members whose sockets sit on different interface hosts all get every message: group delivery
     through the shared layer reaches every daphne."""
-    result = under_load(cluster, lambda site: time.sleep(3), "room across hosts", chatters=8)
+    result = fault(cluster, lambda site: time.sleep(3), "room across hosts")
     assert result["reconnects"] == 0
     from ops.cluster import plan
     addresses = {plan.address(cluster.host(name)) for name in INTERFACE_HOSTS}
@@ -126,23 +117,24 @@ def test_nothing_listens_beyond_the_cluster(cluster):
 
 # ---- faults across hosts ---------------------------------------------------------------------
 
+def cut_off(site, host, seconds=10):
+    """A host off the network (its link down: packets vanish, nobody is told), then back."""
+    site.namespaces().cut(host)
+    try:
+        time.sleep(seconds)
+    finally:
+        site.namespaces().mend(host)
+
+
 def cut_worker_host(site):
     """worker-2 off the network for 10 s, then back."""
-    site.namespaces().cut("worker-2")
-    try:
-        time.sleep(10)
-    finally:
-        site.namespaces().mend("worker-2")
+    cut_off(site, "worker-2")
 
 
 def cut_interface_host(site):
     """interface-1 off the network for 10 s: its sockets go silent, clients give them up and
     reconnect through the balancer to interface-2."""
-    site.namespaces().cut("interface-1")
-    try:
-        time.sleep(10)
-    finally:
-        site.namespaces().mend("interface-1")
+    cut_off(site, "interface-1")
 
 
 def kill_interface_daphnes(site):
@@ -190,16 +182,22 @@ def kill_redis_master(site):
     site.killed_master = master
 
 
+def redis_cli(site, name, *args, port=6379):
+    """redis-cli against a Redis host's server (or its Sentinel: port 26379) from inside its
+    namespace, with the cluster's password; CompletedProcess."""
+    from ops.cluster import plan
+    return subprocess.run(
+        site.namespaces().exec_prefix(name) + [
+            "redis-cli", "--no-auth-warning", "-a", site.plan().secrets["redis"],
+            "-h", plan.address(site.host(name)), "-p", str(port)] + list(args),
+        stdout=subprocess.PIPE, universal_newlines=True)
+
+
 def redis_master(site):
     """The Redis host Sentinel names as master (None when it cannot say)."""
     from ops.cluster import plan
-    secrets = site.plan().secrets
     for host in plan.of_role("redis"):
-        answer = subprocess.run(
-            site.namespaces().exec_prefix(host.name) + [
-                "redis-cli", "--no-auth-warning", "-a", secrets["redis"], "-h", plan.address(host), "-p", "26379",
-                "sentinel", "get-master-addr-by-name", plan.SERVICE],
-            stdout=subprocess.PIPE, universal_newlines=True)
+        answer = redis_cli(site, host.name, "sentinel", "get-master-addr-by-name", plan.SERVICE, port=26379)
         lines = answer.stdout.split()
         if answer.returncode == 0 and lines:
             return next((h.name for h in plan.of_role("redis") if plan.address(h) == lines[0]), None)
@@ -224,7 +222,7 @@ def test_fault_across_hosts(cluster, event_name):
     event = next((e for e in EVENTS[cluster.cluster_layout] if e.__name__ == event_name), None)
     if event is None:
         pytest.skip("%s is a fault of the other layout" % event_name)
-    result = under_load(cluster, event, event_name)
+    result = fault(cluster, event, event_name)
     if event in NO_DROPS:
         assert result["reconnects"] == 0, "%s dropped %d sockets" % (event_name, result["reconnects"])
     if event is kill_redis_master:
@@ -238,10 +236,4 @@ def test_fault_across_hosts(cluster, event_name):
 
 def redis_info(site, name):
     """INFO replication of a Redis host's server ("" when it does not answer)."""
-    from ops.cluster import plan
-    host = site.host(name)
-    answer = subprocess.run(
-        site.namespaces().exec_prefix(name) + [
-            "redis-cli", "--no-auth-warning", "-a", site.plan().secrets["redis"], "-h", plan.address(host),
-            "info", "replication"], stdout=subprocess.PIPE, universal_newlines=True)
-    return answer.stdout
+    return redis_cli(site, name, "info", "replication").stdout

@@ -23,7 +23,7 @@ from harness.stats import percentile
 
 from .chatter import Chatter
 from .deployed import deployed
-from .load import RESULTS, Load, check
+from .load import RESULTS, under_load
 
 pytestmark = pytest.mark.faults
 
@@ -198,19 +198,8 @@ def test_event_under_load(fault_site, event, soak):
         pytest.skip("slow on the IPC layer: run with --soak")
     rounds = 3 if soak else 1
     for _ in range(rounds):
-        load = Load(fault_site, new_room(fault_site), chatters=50 if soak else 10,
-                    pollers=5 if soak else 2).start()
-        time.sleep(30 if soak else 3)
-        started = time.time()
-        load.mark()
-        try:
-            event(fault_site)
-        finally:
-            result = load.finish()
-        result.update(event="%s [%s]" % (event.__name__, fault_site.layout),
-                      seconds=time.time() - started)
-        RESULTS.append(result)
-        check(result)
+        result = under_load(fault_site, new_room(fault_site), event, "%s [%s]" % (event.__name__, fault_site.layout),
+                            chatters=50 if soak else 10, pollers=5 if soak else 2, before=30 if soak else 3)
         if event in NO_DROPS:
             assert result["reconnects"] == 0, "a worker rollout dropped %d sockets" % result["reconnects"]
 
