@@ -89,10 +89,9 @@ def reachable(directory):
 
 
 def _run(argv, stdin=None):
-    argv = _as_owner() + [os.path.join(binaries(), argv[0])] + argv[1:]
-    result = subprocess.run(argv, input=stdin, universal_newlines=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, cwd="/")
+    program = argv[0]
+    result = subprocess.run(_as_owner() + [os.path.join(binaries(), program)] + argv[1:], input=stdin,
+                            universal_newlines=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd="/")
     if result.returncode:
         lines = result.stdout.strip().splitlines()
-        raise DeploymentError("%s failed: %s" % (os.path.basename(argv[len(_as_owner())]),
-                                                 lines[-1] if lines else "exit %d" % result.returncode))
+        raise DeploymentError("%s failed: %s" % (program, lines[-1] if lines else "exit %d" % result.returncode))
