@@ -59,8 +59,12 @@ _layer_config = {
     "capacity": env.integer("LAYER_CAPACITY", 100, minimum=1),
     # All sockets of one daphne share one reply list (daphne.response.<server>!), and group sends
     # drop silently when a member's list is full: size it for every socket of a daphne times a burst.
-    "channel_capacity": dict.fromkeys(("daphne.response*", "http.response*"),
-                                      env.integer("RESPONSE_CAPACITY", 5000, minimum=1)),
+    "channel_capacity": dict(dict.fromkeys(("daphne.response*", "http.response*"),
+                                           env.integer("RESPONSE_CAPACITY", 5000, minimum=1)), **{
+        # daphne closes a socket (1013) whose frame finds websocket.receive full: size it for a few
+        # seconds of the realtime pool stalled (a worker host cut off inside a transaction holds a
+        # room's lock until PostgreSQL ends its session, 5 s) at the site's frame rate.
+        "websocket.receive": env.integer("RECEIVE_CAPACITY", 1000, minimum=1)}),
 }
 if CHAT_LAYER == "ipc":
     _backend = "my_project.layers.IPCChannelLayer"
