@@ -252,3 +252,89 @@ class SentinelServers(object):
         finally:
             self.processes = {}
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # Debian's, without the wrapper that switches user
+
+
+class RabbitmqServer(object):
+    """A RabbitMQ broker of the tests' own on loopback: its epmd, AMQP and distribution ports free
+    ones, a vhost and a user with a password, its data in a temporary directory."""
+
+    def __init__(self, user="chat", password="conformance-secret", vhost="chat", management=False):
+        self.port, self.epmd_port, self.dist_port = free_port(), free_port(), free_port()
+        self.management_port = free_port() if management else None
+        self.user, self.password, self.vhost = user, password, vhost
+        self.dir = tempfile.mkdtemp(prefix="chat-rabbitmq-")
+        self.processes = []
+
+    @property
+    def url(self):
+        return "amqp://%s:%s@127.0.0.1:%d/%s" % (self.user, self.password, self.port, self.vhost)
+
+    @property
+    def management_url(self):
+        return "http://%s:%s@127.0.0.1:%d" % (self.user, self.password, self.management_port)
+
+    def environment(self):
+        config = os.path.join(self.dir, "rabbitmq.conf")
+        with open(config, "w") as out:
+            out.write("listeners.tcp.1 = 127.0.0.1:%d\nloopback_users = none\ndefault_vhost = %s\n"
+                      "default_user = %s\ndefault_pass = %s\n" % (self.port, self.vhost, self.user, self.password))
+            out.write("".join("default_permissions.%s = .*\n" % p for p in ("configure", "read", "write")))
+            if self.management_port:
+                out.write("management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %d\n"
+                          "management.rates_mode = none\n" % self.management_port)
+        plugins = os.path.join(self.dir, "enabled_plugins")
+        with open(plugins, "w") as out:
+            out.write("[rabbitmq_management].\n" if self.management_port else "[].\n")
+        return dict(os.environ, HOME=self.dir, RABBITMQ_MNESIA_BASE=os.path.join(self.dir, "mnesia"),
+                    RABBITMQ_LOG_BASE=self.dir, RABBITMQ_LOGS="-", RABBITMQ_CONFIG_FILE=config,
+                    RABBITMQ_ENABLED_PLUGINS_FILE=plugins, RABBITMQ_NODENAME="test-%d@localhost" % self.port,
+                    ERL_EPMD_PORT=str(self.epmd_port), ERL_EPMD_ADDRESS="127.0.0.1",
+                    RABBITMQ_DIST_PORT=str(self.dist_port),
+                    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+S 1:1 -kernel inet_dist_use_interface {127,0,0,1}")
+
+    def start(self):
+        env = self.environment()
+        log = open(os.path.join(self.dir, "broker.log"), "w")
+        # epmd in the foreground, ours: Erlang would otherwise start one as a daemon that outlives us.
+        self.processes.append(subprocess.Popen(
+            ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        wait_for(lambda: port_open(self.epmd_port), 10, "epmd on %d" % self.epmd_port)
+        self.start_broker(env, log)
+        return self
+
+    def start_broker(self, env=None, log=None):
+        log = log or open(os.path.join(self.dir, "broker.log"), "a")
+        self.broker = subprocess.Popen([RABBITMQ_SERVER], env=env or self.environment(), stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(self.broker)
+        wait_for(lambda: port_open(self.port) and (not self.management_port or port_open(self.management_port)),
+                 60, "rabbitmq-server on %d" % self.port)
+
+    def stop_broker(self):
+        """Stop the broker (its epmd stays), as a restart's first half."""
+        _stop_group(self.broker)
+
+    def close(self):
+        for process in reversed(self.processes):
+            _stop_group(process)
+        self.processes = []
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _stop_group(process):
+    """TERM a process started in a session of its own and everything in it (the broker's helpers)."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, 15)
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait(10)
+    try:
+        os.killpg(process.pid, 9)  # what it left behind in its session
+    except ProcessLookupError:
+        pass

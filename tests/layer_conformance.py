@@ -1,13 +1,14 @@
 """asgiref's conformance suite for the project's layer classes, as a plain unittest module: pytest runs
 it on the workers' Python (through test_layers.py), and test_layers.py runs it with unittest on the
 interface server's Python too. Imports no Django."""
+import os
 import shutil
 import unittest
 
 from asgiref.conformance import ConformanceTestCase
 
-from harness.servers import RedisServer, SentinelServers
-from my_project.layers import IPCChannelLayer, RedisChannelLayer, SentinelChannelLayer
+from harness.servers import RABBITMQ_SERVER, RabbitmqServer, RedisServer, SentinelServers
+from my_project.layers import IPCChannelLayer, RabbitmqChannelLayer, RedisChannelLayer, SentinelChannelLayer
 from my_project.layers.ipc import remove_segments
 
 needs_redis = unittest.skipIf(shutil.which("redis-server") is None,
@@ -80,6 +81,31 @@ class SentinelConformance(_RedisConformance):
         except Exception:  # unittest skips tearDownClass when setUpClass fails
             group.close()
             raise
+
+
+needs_rabbitmq = unittest.skipIf(not os.path.exists(RABBITMQ_SERVER),
+                                 "rabbitmq-server is not installed (make test installs it)")
+
+
+@needs_rabbitmq
+class RabbitmqConformance(ConformanceTestCase):
+    """The project's RabbitMQ layer on a broker of its own (a short receive timeout)."""
+    expiry_delay = 1.1
+    capacity_limit = 5
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = RabbitmqServer().start()
+        cls.channel_layer = RabbitmqChannelLayer(url=cls.server.url, expiry=1, group_expiry=2, capacity=5,
+                                                 receive_timeout=0.2)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel_layer.close()
+        cls.server.close()
+
+    def setUp(self):
+        self.channel_layer.flush()
 
 
 del ConformanceTestCase, _RedisConformance  # not test cases themselves

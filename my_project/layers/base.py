@@ -72,6 +72,9 @@ class ProjectLayer(object):
         """Remove what the layer keeps on this machine outside a server of its own (its shared
         memory), once no process of the deployment runs."""
 
+    def close(self):
+        """Let go of what this process holds on the layer's server (called when a worker stops)."""
+
     def depths(self):
         """{channel: messages waiting} for every non-empty channel."""
         raise NotImplementedError("%s cannot list its channels" % type(self).__name__)

@@ -1,7 +1,8 @@
 """`manage.py runworker`: channels' own command, with every consumer counted and timed (ops.health).
 
 Overrides channels' runworker (ops comes before channels in INSTALLED_APPS); everything else,
-including SIGTERM handling, is channels' Worker unchanged.
+including SIGTERM handling, is channels' Worker unchanged; as it stops, the layer lets go of its
+connections (the RabbitMQ layer acknowledges the last message, finished by then).
 """
 import atexit
 
@@ -29,4 +30,7 @@ class Command(runworker.Command):
         counters.heartbeat()
         atexit.register(counters.forget)
         freeze_startup()
-        super(Command, self).handle(*args, **options)
+        try:
+            super(Command, self).handle(*args, **options)
+        finally:  # SIGTERM included (channels' Worker exits with SystemExit)
+            channel_layers[options.get("layer", DEFAULT_CHANNEL_LAYER)].channel_layer.close()
