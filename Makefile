@@ -7,7 +7,8 @@ VENV := venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# Public knobs (make run PORT=8001 LAYER=redis REDIS_URL=redis://... TOPOLOGY=asgi): the settings read CHAT_*.
+# Public knobs (make run PORT=8001 LAYER=redis REDIS_URL=redis://... AMQP_URL=amqp://... TOPOLOGY=asgi): the
+# settings read CHAT_*.
 ifdef PORT
 export CHAT_PORT := $(PORT)
 endif
@@ -16,6 +17,9 @@ export CHAT_LAYER := $(LAYER)
 endif
 ifdef REDIS_URL
 export CHAT_REDIS_URL := $(REDIS_URL)
+endif
+ifdef AMQP_URL
+export CHAT_AMQP_URL := $(AMQP_URL)
 endif
 ifdef TOPOLOGY
 export CHAT_TOPOLOGY := $(TOPOLOGY)
@@ -28,7 +32,7 @@ WITH_SECRET = export CHAT_SECRET_KEY="$${CHAT_SECRET_KEY:-$$(cat var/secret_key)
 .PHONY: help venv interface os-deps run cluster paas stop ctl status rollout lint test bench freeze clean
 
 help:
-	@echo "make run    - set up, then run the whole deployment on http://127.0.0.1:$${CHAT_PORT:-8000} (PORT=, LAYER=ipc|redis, REDIS_URL=, TOPOLOGY=split|asgi|inverse)"
+	@echo "make run    - set up, then run the whole deployment on http://127.0.0.1:$${CHAT_PORT:-8000} (PORT=, LAYER=ipc|redis|rabbitmq, REDIS_URL=, AMQP_URL=, TOPOLOGY=split|asgi|inverse)"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make cluster - as root: the deployment over 10 hosts in network namespaces (LAYOUT=sharded|sentinel, PORT=)"
 	@echo "make paas   - set up, then run the site from the Procfile with honcho, as a platform would (PORT=5000)"
@@ -58,7 +62,9 @@ IVENV := venv-interface
 interface:
 	@bin/setup-interface $(IVENV)
 
-run: OS_PACKAGES := nginx redis
+# The deployment's own RabbitMQ: with LAYER=rabbitmq, unless AMQP_URL names a broker.
+OWN_RABBITMQ := $(if $(filter rabbitmq,$(CHAT_LAYER)),$(if $(CHAT_AMQP_URL),,rabbitmq))
+run: OS_PACKAGES := nginx redis $(OWN_RABBITMQ)
 run: $(STAMP) os-deps interface var/secret_key
 	@$(WITH_SECRET) $(MANAGE) migrate -v0 --noinput && $(MANAGE) collectstatic -v0 --noinput && exec $(MANAGE) serve
 
@@ -96,7 +102,7 @@ $(AUTOBAHN)/.installed: tests/autobahn/requirements.txt tests/autobahn/maker.txt
 	@bin/setup-autobahn $(AUTOBAHN)
 	@touch $@
 
-test: OS_PACKAGES := nginx redis postgresql chromium chromedriver
+test: OS_PACKAGES := nginx redis rabbitmq postgresql chromium chromedriver
 test: $(STAMP) os-deps interface lint $(AUTOBAHN)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -117,7 +123,7 @@ $(PEER_VENV)/.installed: bench/peer/requirements.txt
 	else echo "python3 is older than 3.10: the bench runs without the Channels 4 peer"; fi
 
 # BENCH_ARGS=--quick for a short smoke run, --only redis/tuned for one configuration.
-bench: OS_PACKAGES := nginx redis wrk
+bench: OS_PACKAGES := nginx redis rabbitmq wrk
 bench: $(STAMP) os-deps interface $(BENCH_VENV)/.installed $(PEER_VENV)/.installed
 	$(PY) -m bench.run $(BENCH_ARGS)
 	@echo "Results in bench/results/; tables and plots: $(BENCH_VENV)/bin/python bench/report.py bench/results/<file>.json"

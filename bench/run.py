@@ -173,10 +173,10 @@ class Bench(object):
 
     # ---- one configuration -----------------------------------------------------------------------
 
-    def configuration(self, layer, flavor, workers, scenarios, daphne=None):
+    def configuration(self, layer, flavor, workers, scenarios, daphne=None, label=None):
         """One deployment and its scenarios; daphne: the virtualenv daphne runs from (CHAT_INTERFACE_VENV;
-        "" for the workers' own), else the default."""
-        config = "%s/%s/%dw" % (layer, flavor, workers)
+        "" for the workers' own), else the default; label: added to the configuration's name."""
+        config = "%s/%s/%dw" % (layer, flavor, workers) + ("/%s" % label if label else "")
         if daphne is not None:
             python = os.path.join(REPO, daphne, "bin", "python") if daphne else sys.executable
             config += "/daphne on %s" % os.path.basename(os.path.realpath(python))
@@ -502,6 +502,13 @@ class Bench(object):
             self.attempt("shapes", "pages in each shape", self.shapes)
         if only == "cluster" or (not only and (not keep or "cluster" in keep)):
             self.attempt("cluster", "the cluster", self.cluster)
+        if (not only or only in "layers") and (not keep or "layers" in keep):
+            # The three layers the project ships, alternating in one run: echo, chat round trip,
+            # 100 clients and fan-out (README's layer section quotes them).
+            for round_number in range(1 if self.quick else 2):
+                for layer in ("redis", "ipc", "rabbitmq"):
+                    self.configuration(layer, "tuned", 2, ["echo", "chat1", "chat100", "fanout"],
+                                       label="layers %d" % (round_number + 1))
         if (not only or only in "interpreters") and (not keep or "interpreters" in keep):
             # daphne on the workers' Python (3.7) against the interface's (venv-interface), the two
             # alternating: echo, chat round trip and 100 clients, on both layers.

@@ -48,6 +48,8 @@ def main(argv=None):
     if not endpoints:
         parser().error("give --socket-index N or --endpoint ENDPOINT")
     logging.basicConfig(format=base_settings.CHAT_LOG_FORMAT, level=base_settings.CHAT_LOG_LEVEL)
+    for name, level in base_settings.CHAT_QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
     from .server import LimitedServer  # twisted's reactor: installed once the arguments are good
     server = LimitedServer(
         channel_layer=channel_layer(),

@@ -1,7 +1,10 @@
 """The settings the interface server reads too, without Django (it may run on a Python Django 1.11
 does not import on): the var dir, the channel layer, daphne's limits, logging. settings.py takes
 them from here; so does `python -m interface`."""
+import hashlib
+import hmac
 import os
+import re
 from urllib.parse import quote
 
 from . import env
@@ -16,6 +19,9 @@ CHAT_PATHS = Paths(env.string("VAR_DIR", os.path.join(BASE_DIR, "var")))
 CHAT_POOL = env.string("POOL", "web")
 CHAT_LOG_LEVEL = env.choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()
 CHAT_LOG_FORMAT = "%(asctime)s " + CHAT_POOL + "[%(process)d] %(levelname)s %(name)s: %(message)s"
+# Libraries whose INFO lines are noise at the deployment's level: pika logs every connection and
+# channel it opens or closes (the RabbitMQ layer logs losses and recoveries itself).
+CHAT_QUIET_LOGGERS = {"pika": "WARNING"}
 
 # ---- Hosts (docs/scaling.md) ---------------------------------------------------------------
 # What this host runs: "all" (one machine, the default) or one role of a cluster (ops/programs.py).
@@ -42,18 +48,22 @@ if env.string("LAYER", "").lower() in ("inmemory", "in-memory", "memory"):
         "CHAT_LAYER=%s is the Deploying guide's single-process fallback (daphne with in-process "
         "workers): a group send reaches only the sockets of one process, so most of a room would "
         "miss its messages; use redis (or ipc on one machine)" % env.string("LAYER"))
-CHAT_LAYER = env.choice("LAYER", ("ipc", "redis"), "ipc")
+CHAT_LAYER = env.choice("LAYER", ("ipc", "redis", "rabbitmq"), "ipc")
 # "upstream": the libraries' own send and receive with their default capacities, for the
 # benchmarks' side-by-side comparison; "tuned" (the default): the project's layer classes.
 CHAT_LAYER_FLAVOR = env.choice("LAYER_FLAVOR", ("tuned", "upstream"), "tuned")
-# The program this deployment runs for its layer's server, if any (a redis-server of its own when
-# no CHAT_REDIS_URL is given; see ops/programs.py).
+# The server this deployment runs for its layer, if any: "redis" (a redis-server of its own when no
+# CHAT_REDIS_URL is given) or "rabbitmq" (a broker of its own when no CHAT_AMQP_URL is given); the
+# programs it takes are in ops/programs.py.
 CHAT_LAYER_SERVER = None
 # The password of the deployment's own redis-server (given in CHAT_REDIS_URL otherwise).
 CHAT_REDIS_PASSWORD = env.string("REDIS_PASSWORD", "")
 if CHAT_ROLE == "redis" and not CHAT_REDIS_PASSWORD:
     raise ImproperlyConfigured("CHAT_ROLE=redis listens for other hosts: set CHAT_REDIS_PASSWORD "
                                "(the layer's URLs carry it too)")
+# The password of the deployment's own RabbitMQ (given in CHAT_AMQP_URL otherwise); derived below
+# when unset.
+CHAT_RABBITMQ_PASSWORD = env.string("RABBITMQ_PASSWORD", "")
 _layer_config = {
     "expiry": env.integer("LAYER_EXPIRY", 60, minimum=1),
     "capacity": env.integer("LAYER_CAPACITY", 100, minimum=1),
@@ -70,6 +80,38 @@ if CHAT_LAYER == "ipc":
     _backend = "my_project.layers.IPCChannelLayer"
     # Shared memory names are global to the machine: one prefix per deployment (var dir).
     _layer_config["prefix"] = env.string("IPC_PREFIX", CHAT_PATHS.ipc_prefix)
+elif CHAT_LAYER == "rabbitmq":
+    _backend = "my_project.layers.RabbitmqChannelLayer"
+    _layer_config["url"] = env.amqp_url("AMQP_URL")
+    # The broker's management API, where the layer reads its queues' depths (`make status`).
+    _management_url = env.string("RABBITMQ_API")
+    if not _layer_config["url"]:
+        if CHAT_ROLE != "all":
+            raise ImproperlyConfigured("CHAT_LAYER=rabbitmq on a host of a cluster (CHAT_ROLE=%s): set "
+                                       "CHAT_AMQP_URL to the broker's (a broker of the deployment's own runs "
+                                       "on one machine only)" % CHAT_ROLE)
+        # `manage.py serve` runs a RabbitMQ of its own, on loopback ports of its var dir's.
+        CHAT_LAYER_SERVER = "rabbitmq"
+        # Printable ASCII but the blank and "#": rabbitmq.conf ends a value at "#" (a comment) and
+        # trims its blanks, so the broker would take another password than the layer's URL gives.
+        if CHAT_RABBITMQ_PASSWORD and not re.fullmatch(r"[!-\"$-~]+", CHAT_RABBITMQ_PASSWORD):
+            raise ImproperlyConfigured("CHAT_RABBITMQ_PASSWORD holds a space, a '#' or a character beyond "
+                                       "printable ASCII, which rabbitmq.conf cannot carry: choose another")
+        if not CHAT_RABBITMQ_PASSWORD:
+            # Every process computes the same one from what it is given (daphne has the environment
+            # alone): no file to write first and read back, and nothing guessable from the var dir.
+            if not env.string("SECRET_KEY"):
+                raise ImproperlyConfigured(
+                    "CHAT_LAYER=rabbitmq derives its broker's password from CHAT_SECRET_KEY: set it (`make "
+                    "run` generates one in var/secret_key), or set CHAT_RABBITMQ_PASSWORD or CHAT_AMQP_URL")
+            CHAT_RABBITMQ_PASSWORD = hmac.new(env.string("SECRET_KEY").encode(), b"rabbitmq password",
+                                              hashlib.sha256).hexdigest()
+        _ports = CHAT_PATHS.rabbitmq_ports
+        _account = "chat:%s@127.0.0.1" % quote(CHAT_RABBITMQ_PASSWORD, safe="")
+        _layer_config["url"] = "amqp://%s:%d/chat" % (_account, _ports.amqp)
+        _management_url = "http://%s:%d" % (_account, _ports.management)
+    if _management_url:
+        _layer_config["management_url"] = _management_url
 elif env.strings("REDIS_SENTINELS"):
     # Masters found through Sentinel (host:port of each), one per service (several = shards); the
     # masters and the Sentinels both ask for CHAT_REDIS_PASSWORD.
@@ -108,9 +150,12 @@ if CHAT_LAYER == "redis":  # every Redis layout: one server, shards, or masters 
         # A Redis host cut off (no reset comes) must not hang a worker or a daphne's sends until
         # TCP gives up, minutes later: a call fails after this long, and the chat resends.
         _layer_config["connection_kwargs"]["socket_timeout"] = _layer_config["blpop_timeout"] + 5
-    if env.strings("LAYER_ENCRYPTION_KEYS"):
-        _layer_config["symmetric_encryption_keys"] = env.strings("LAYER_ENCRYPTION_KEYS")
+if CHAT_LAYER in ("redis", "rabbitmq") and env.strings("LAYER_ENCRYPTION_KEYS"):  # messages on a server
+    _layer_config["symmetric_encryption_keys"] = env.strings("LAYER_ENCRYPTION_KEYS")
 if CHAT_LAYER_FLAVOR == "upstream":
+    if CHAT_LAYER == "rabbitmq":
+        raise ImproperlyConfigured("CHAT_LAYER_FLAVOR=upstream has no RabbitMQ layer (asgi_rabbitmq left the "
+                                   "package index and does not run on this Python): use the tuned flavor")
     if "Sentinel" in _backend:
         raise ImproperlyConfigured("CHAT_LAYER_FLAVOR=upstream has no Sentinel layer that daphne can "
                                    "read (asgi_redis' receive_twisted fails on it): unset CHAT_REDIS_SENTINELS")

@@ -124,5 +124,14 @@ def redis_urls(name):
     return urls
 
 
+def amqp_url(name):
+    """An amqp:// (or amqps://) URL naming its virtual host, or None when unset."""
+    url = string(name)
+    if url is not None and (urlsplit(url).scheme not in ("amqp", "amqps") or not urlsplit(url).hostname):
+        raise ImproperlyConfigured("%s%s=%r is not an AMQP URL: give one like "
+                                   "amqp://user:password@host:5672/vhost" % (PREFIX, name, url))
+    return url
+
+
 def _query(query):
     return dict(pair.split("=", 1) for pair in query.split("&") if "=" in pair)

@@ -1,7 +1,13 @@
 """Where one deployment keeps its files and sockets, and its machine-wide names: all derived from its
 var dir."""
+import collections
 import hashlib
 import os
+
+# The deployment's own RabbitMQ's loopback ports (Paths.rabbitmq_ports).
+RabbitmqPorts = collections.namedtuple("RabbitmqPorts", "amqp management epmd dist")
+RabbitmqPorts.__doc__ = """AMQP (the layer's URL), the management HTTP API (the layer's depths for `make
+status`), Erlang's port mapper (ERL_EPMD_PORT) and the node's distribution port (RABBITMQ_DIST_PORT)."""
 
 
 class Paths(object):
@@ -25,6 +31,10 @@ class Paths(object):
         self.redis_conf = os.path.join(self.run, "redis.conf")
         self.redis_data = os.path.join(self.var, "redis")
         self.sentinel_conf = os.path.join(self.run, "sentinel.conf")  # Sentinel rewrites it as it learns
+        self.rabbitmq_conf = os.path.join(self.run, "rabbitmq.conf")
+        self.rabbitmq_plugins = os.path.join(self.run, "enabled_plugins")  # RABBITMQ_ENABLED_PLUGINS_FILE
+        # The broker's HOME (its Erlang cookie), database and logs: emptied at every start.
+        self.rabbitmq_data = os.path.join(self.var, "rabbitmq")
         self.postgres_data = os.path.join(self.var, "postgres")  # a database host's cluster
         self.nginx_conf_dir = os.path.join(self.var, "nginx-conf")  # rendered from the checkout's nginx/
         self.nginx_conf = os.path.join(self.nginx_conf_dir, "nginx.conf")
@@ -46,6 +56,20 @@ class Paths(object):
         start, so every later command (`make status`, a rollout, the tests) knows it without asking
         the running deployment; `manage.py serve` says so if another program holds it."""
         return 20000 + int(self._digest()[:8], 16) % 10000
+
+    @property
+    def rabbitmq_ports(self):
+        """The loopback ports of the deployment's own RabbitMQ: a block of four consecutive ports in
+        10000-19999 (below the kernel's ephemeral ports, and apart from redis_port's range, so the
+        two never meet), from another part of the digest; derived for the same reasons."""
+        base = 10000 + 4 * (int(self._digest()[8:16], 16) % 2500)
+        return RabbitmqPorts(*range(base, base + 4))
+
+    @property
+    def rabbitmq_node(self):
+        """The Erlang node name of the deployment's own RabbitMQ (RABBITMQ_NODENAME), one per
+        deployment: Erlang's tools find a node by its name, and its database is named after it."""
+        return "chat-%s@localhost" % self._digest()[:10]
 
     def _digest(self):
         return hashlib.sha1(self.var.encode()).hexdigest()

@@ -7,7 +7,8 @@ from django.core.exceptions import ImproperlyConfigured
 from . import env
 from .base_settings import (  # noqa: F401 (settings Django and the project read from here)
     BASE_DIR, CHANNEL_LAYERS, CHAT_HTTP_TIMEOUT, CHAT_LAYER, CHAT_LAYER_FLAVOR, CHAT_LAYER_SERVER, CHAT_LOG_FORMAT,
-    CHAT_LOG_LEVEL, CHAT_NETWORK, CHAT_PATHS, CHAT_POOL, CHAT_POOLS, CHAT_REDIS_PASSWORD, CHAT_ROLE, CHAT_WS_PROTOCOLS
+    CHAT_LOG_LEVEL, CHAT_NETWORK, CHAT_PATHS, CHAT_POOL, CHAT_POOLS, CHAT_QUIET_LOGGERS, CHAT_RABBITMQ_PASSWORD,
+    CHAT_REDIS_PASSWORD, CHAT_ROLE, CHAT_WS_PROTOCOLS
 )
 
 DEBUG = env.boolean("DEBUG", False)
@@ -162,7 +163,8 @@ LOGGING = {
     "formatters": {"plain": {"format": CHAT_LOG_FORMAT}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": CHAT_LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": dict({"django.db.backends": {"level": "INFO"}},
+                    **{name: {"level": level} for name, level in CHAT_QUIET_LOGGERS.items()}),
 }
 
 if CHAT_HTTP_TIMEOUT < CHAT_POLL_HOLD + 5:

@@ -53,6 +53,13 @@ def environment(base=None):
         "CHAT_REDIS_CONF": paths.redis_conf,
         "CHAT_SENTINEL_CONF": paths.sentinel_conf,
         "CHAT_REDIS_AUTORESTART": "false" if programs.named("sentinel") in started else "true",
+        "CHAT_RABBITMQ_SERVER": programs.RABBITMQ_SERVER,
+        "CHAT_RABBITMQ_CONF": paths.rabbitmq_conf,
+        "CHAT_RABBITMQ_PLUGINS": paths.rabbitmq_plugins,
+        "CHAT_RABBITMQ_DATA": paths.rabbitmq_data,
+        "CHAT_RABBITMQ_NODE": paths.rabbitmq_node,
+        "CHAT_RABBITMQ_DIST_PORT": str(paths.rabbitmq_ports.dist),
+        "CHAT_EPMD_PORT": str(paths.rabbitmq_ports.epmd),
         "CHAT_CURRENT_RELEASE_LINK": releases.current_link(),  # bin/in-release starts workers there
         "CHAT_MINFDS": str(file_limit()),
         "CHAT_DAPHNE_PYTHON": interface_python(),

@@ -34,9 +34,14 @@ def check(env, started):
         address, port = settings.CHAT_NETWORK.redis_address
         free(port, "port %d, where this deployment runs its redis-server, is in use: "
              "stop what listens there, or give CHAT_REDIS_URL" % port, address)
+    if "rabbitmq" in names:
+        ports = paths.rabbitmq_ports
+        for what, port in ports._asdict().items():
+            free(port, "port %d, where this deployment runs its RabbitMQ (%s; %d-%d, from its var dir), is in "
+                 "use: stop what listens there, or give CHAT_AMQP_URL" % (port, what, ports[0], ports[-1]))
     clients = programs.clients(started)
     # A server of the deployment's own is not up yet; a host of a cluster needs the others' up.
-    if "layer" in clients and not (settings.CHAT_LAYER_SERVER and "redis" in names):
+    if "layer" in clients and not (settings.CHAT_LAYER_SERVER and settings.CHAT_LAYER_SERVER in names):
         try:
             channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer.check()
         except LayerUnavailable as exc:

@@ -4,17 +4,26 @@ import collections
 from django.conf import settings
 
 Program = collections.namedtuple("Program", "name role binary package layer_server pool clients")
-Program.__doc__ = """A supervisord program of a host of `role`: `binary`, when not None, must be on PATH
-(apt `package`); a `layer_server` runs on one machine only where it is the layer's own
-(settings.CHAT_LAYER_SERVER); a worker `pool` (settings.CHAT_POOLS); `clients`: what it connects to
-("layer", "database"), checked before it starts."""
-Program.__new__.__defaults__ = (None, None, False, None, ())
+Program.__doc__ = """A supervisord program of a host of `role` ("all": of one machine only): `binary`, when
+not None, must be on PATH (or at that absolute path; apt `package`); a program of the `layer_server`
+it names runs on one machine only where that server is the layer's own (settings.CHAT_LAYER_SERVER);
+a worker `pool` (settings.CHAT_POOLS); `clients`: what it connects to ("layer", "database"), checked
+before it starts."""
+Program.__new__.__defaults__ = (None, None, None, None, ())
+
+# The Debian package's server itself: /usr/sbin/rabbitmq-server is a wrapper that switches to the
+# rabbitmq user and its system-wide files.
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 
 # In supervisord.conf's order. supervisord starts a program when CHAT_START_<NAME> says so
 # (environment.py sets it from started_here()).
 PROGRAMS = (
-    Program("redis", "redis", "redis-server", "redis-server", layer_server=True),
+    Program("redis", "redis", "redis-server", "redis-server", layer_server="redis"),
     Program("sentinel", "redis", "redis-server", "redis-server"),
+    # Erlang's port mapper, supervised: the broker's node would otherwise start a daemon of its own
+    # that outlives the deployment.
+    Program("epmd", "all", "epmd", "rabbitmq-server", layer_server="rabbitmq"),
+    Program("rabbitmq", "all", RABBITMQ_SERVER, "rabbitmq-server", layer_server="rabbitmq"),
     Program("postgres", "database"),
     Program("daphne", "interface", clients=("layer",)),
     Program("workers-realtime", "worker", pool="realtime", clients=("layer", "database")),
@@ -28,7 +37,7 @@ PROGRAMS = (
 
 def started_here():
     """The programs this host starts. One machine (CHAT_ROLE=all) runs every program of the
-    deployment, but a layer server only when it is the deployment's own (CHAT_LAYER_SERVER); a host
+    deployment, but a layer server's only when it is the deployment's own (CHAT_LAYER_SERVER); a host
     of a cluster runs its role's: its pools only (CHAT_POOLS), a Sentinel beside its Redis when the
     layer finds its masters through them. No gunicorn in the asgi shape (CHAT_TOPOLOGY). The one
     place that decides what runs where."""
@@ -37,8 +46,8 @@ def started_here():
 
 def _runs_here(program, role):
     if role == "all":
-        if program.role in ("redis", "database"):
-            return program.layer_server and settings.CHAT_LAYER_SERVER == program.name
+        if program.layer_server or program.role in ("redis", "database"):
+            return program.layer_server is not None and settings.CHAT_LAYER_SERVER == program.layer_server
     elif program.role != role:
         return False
     if program.pool is not None and program.pool not in settings.CHAT_POOLS:

@@ -1,8 +1,9 @@
 """The configuration files a deployment writes at start: nginx's from the checkout's templates
-(nginx/), and its own redis-server's redis.conf."""
+(nginx/), and its own redis-server's redis.conf or RabbitMQ's rabbitmq.conf."""
 import glob
 import os
 import re
+import shutil
 
 from django.conf import settings
 
@@ -115,6 +116,27 @@ def sentinel_conf():
     ]) + "\n"
 
 
+def rabbitmq_conf():
+    """The deployment's own RabbitMQ: AMQP and the management API on its loopback ports, one vhost
+    and one user for the layer (the URL base_settings gives the layer names them)."""
+    ports = settings.CHAT_PATHS.rabbitmq_ports
+    return "\n".join([
+        "listeners.tcp.1 = 127.0.0.1:%d" % ports.amqp,
+        # The default restricts guest to loopback, and there is no guest here: the listeners
+        # themselves are loopback only.
+        "loopback_users = none",
+        "default_vhost = chat",
+        "default_user = chat",
+        "default_pass = %s" % settings.CHAT_RABBITMQ_PASSWORD,
+        "default_permissions.configure = .*",
+        "default_permissions.read = .*",
+        "default_permissions.write = .*",
+        "management.tcp.ip = 127.0.0.1",
+        "management.tcp.port = %d" % ports.management,
+        "management.rates_mode = none",  # `make status` reads depths only: no message rates to keep
+    ]) + "\n"
+
+
 def _quoted(value):
     return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"')
 
@@ -138,6 +160,14 @@ def write(started):
         write_private(paths.redis_conf, redis_conf())
     if "sentinel" in names:
         write_private(paths.sentinel_conf, sentinel_conf())
+    if "rabbitmq" in names:
+        # Nothing of a channel layer is worth keeping across restarts (the deployment's own Redis
+        # runs without persistence too): the broker starts empty, its Erlang cookie new.
+        shutil.rmtree(paths.rabbitmq_data, ignore_errors=True)
+        os.makedirs(paths.rabbitmq_data, mode=0o700)
+        write_private(paths.rabbitmq_conf, rabbitmq_conf())
+        with open(paths.rabbitmq_plugins, "w") as plugins:
+            plugins.write("[rabbitmq_management].\n")  # the HTTP API the layer's depths() reads
     if settings.CHAT_ROLE == "worker" and settings.CHAT_NETWORK.address:
         write_private(os.path.join(paths.run, "supervisord-inet.conf"), supervisor_inet_conf())
 

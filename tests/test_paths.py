@@ -22,3 +22,31 @@ def test_machine_wide_names_differ_between_deployments():
     assert one.ipc_prefix.startswith("chat-")
     for paths in (one, other):
         assert 20000 <= paths.redis_port < 30000
+
+
+def ephemeral_ports():
+    """The kernel's range for outgoing connections' ports (Linux's default when it cannot be read)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            low, high = map(int, ports.read().split())
+    except OSError:
+        low, high = 32768, 60999
+    return low, high
+
+
+def test_the_rabbitmq_ports_are_a_block_of_their_own():
+    """The deployment's own broker gets four distinct consecutive ports (AMQP, management, epmd,
+    distribution), the same for the same var dir, below the ephemeral ports and never one of
+    redis_port's, whatever the var dir; two var dirs get their own ports and node name."""
+    one, other = Paths("/srv/chat/var"), Paths("/srv/chat2/var")
+    assert Paths("/srv/chat/./var").rabbitmq_ports == one.rabbitmq_ports
+    assert Paths("/srv/chat/./var").rabbitmq_node == one.rabbitmq_node
+    assert one.rabbitmq_ports != other.rabbitmq_ports and one.rabbitmq_node != other.rabbitmq_node
+    assert one.rabbitmq_node.startswith("chat-") and one.rabbitmq_node.endswith("@localhost")
+    low = ephemeral_ports()[0]
+    for n in range(2000):
+        paths = Paths("/srv/chat%d/var" % n)
+        ports = paths.rabbitmq_ports
+        assert list(ports) == list(range(ports.amqp, ports.amqp + 4))
+        assert 10000 <= ports.amqp and ports.dist < min(20000, low)
+        assert paths.redis_port not in ports

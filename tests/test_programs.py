@@ -1,8 +1,12 @@
 """Which programs a deployment starts is decided in one place, and supervisord is told through the
 environment."""
+import json
 import os
 import re
+import subprocess
+import sys
 
+import pytest
 from django.conf import settings
 from django.test import override_settings
 
@@ -23,12 +27,40 @@ ONE_MACHINE = ["daphne", "workers-realtime", "workers-background", "workers-defa
 
 
 def test_one_machine_runs_everything_but_a_foreign_layer_server():
-    """All programs of the site run on one machine; a redis-server only when the layer is the
-    deployment's own; never a Sentinel or PostgreSQL (those are a cluster's hosts)."""
+    """All programs of the site run on one machine; a redis-server, or RabbitMQ and its epmd, only
+    when the layer is the deployment's own; never a Sentinel or PostgreSQL (those are a cluster's hosts)."""
     with override_settings(CHAT_LAYER_SERVER=None):
         assert names(programs.started_here()) == ONE_MACHINE
     with override_settings(CHAT_LAYER_SERVER="redis"):
         assert names(programs.started_here()) == ["redis"] + ONE_MACHINE
+    with override_settings(CHAT_LAYER_SERVER="rabbitmq"):
+        assert names(programs.started_here()) == ["epmd", "rabbitmq"] + ONE_MACHINE
+
+
+def started_for(**variables):
+    """The programs one machine starts with these CHAT_* variables alone, as `manage.py serve`
+    computes them (settings and all, in a process of their own)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_") and k not in ("REDIS_URL", "DATABASE_URL")}
+    env.update(CHAT_VAR_DIR=settings.CHAT_PATHS.var, CHAT_SECRET_KEY="k", **variables)
+    code = ("import django, json; django.setup(); from ops import programs; "
+            "print(json.dumps([p.name for p in programs.started_here()]))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    assert result.returncode == 0, result.stdout
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("variables, server", [
+    ({"CHAT_LAYER": "rabbitmq"}, ["epmd", "rabbitmq"]),
+    ({"CHAT_LAYER": "rabbitmq", "CHAT_AMQP_URL": "amqp://u:p@broker:5672/chat"}, []),
+    ({"CHAT_LAYER": "redis"}, ["redis"]),
+    ({"CHAT_LAYER": "redis", "CHAT_REDIS_URL": "redis://cache:6379/0"}, []),
+    ({"CHAT_LAYER": "ipc"}, []),
+])
+def test_the_layer_decides_which_server_runs(variables, server):
+    """LAYER=rabbitmq runs the deployment's own broker (epmd, then RabbitMQ), but not with an
+    AMQP_URL; the other layers never run one (Redis its own redis-server without a REDIS_URL)."""
+    assert started_for(**variables) == server + ONE_MACHINE
 
 
 def test_each_role_runs_its_own_programs():
@@ -39,8 +71,9 @@ def test_each_role_runs_its_own_programs():
         "worker": ["workers-realtime", "workers-background", "workers-default", "delay"],
     }
     for role, wanted in expected.items():
-        with override_settings(CHAT_ROLE=role, CHAT_LAYER_SERVER=None):
-            assert names(programs.started_here()) == wanted, role
+        for server in (None, "rabbitmq"):  # a broker of the deployment's own is one machine's only
+            with override_settings(CHAT_ROLE=role, CHAT_LAYER_SERVER=server):
+                assert names(programs.started_here()) == wanted, role
     with override_settings(CHAT_ROLE="worker", CHAT_POOLS=["background"]):
         assert names(programs.started_here()) == ["workers-background"]
 
@@ -69,3 +102,17 @@ def test_environment_carries_the_paths_and_counts_supervisord_reads():
     """Every %(ENV_CHAT_*)s of supervisord.conf is in the environment serve hands it."""
     wanted = set(re.findall(r"%\(ENV_(CHAT_[A-Z_]+)\)s", supervisord_conf()))
     assert wanted <= set(environment({"PATH": "/usr/bin"}))
+
+
+def test_the_broker_gets_its_names_from_the_var_dir():
+    """supervisord's epmd and RabbitMQ get the var dir's ports, node name, configuration and data
+    dir, and the server itself rather than Debian's wrapper."""
+    paths = settings.CHAT_PATHS
+    env = environment({"PATH": "/usr/bin"})
+    assert (env["CHAT_EPMD_PORT"], env["CHAT_RABBITMQ_DIST_PORT"]) == (
+        str(paths.rabbitmq_ports.epmd), str(paths.rabbitmq_ports.dist))
+    assert (env["CHAT_RABBITMQ_NODE"], env["CHAT_RABBITMQ_CONF"], env["CHAT_RABBITMQ_DATA"]) == (
+        paths.rabbitmq_node, paths.rabbitmq_conf, paths.rabbitmq_data)
+    assert env["CHAT_RABBITMQ_SERVER"] == programs.named("rabbitmq").binary == "/usr/lib/rabbitmq/bin/rabbitmq-server"
+    text = supervisord_conf()
+    assert "-kernel inet_dist_use_interface {127,0,0,1}" in text and 'ERL_EPMD_ADDRESS="127.0.0.1"' in text

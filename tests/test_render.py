@@ -1,6 +1,8 @@
-"""The files a deployment writes at start: nginx's configuration for each shape, redis.conf."""
+"""The files a deployment writes at start: nginx's configuration for each shape, redis.conf,
+rabbitmq.conf."""
 import os
 import shutil
+import stat
 import subprocess
 
 import pytest
@@ -107,3 +109,40 @@ def test_a_redis_host_replicates_and_its_sentinel_watches_the_master():
     assert 'masterauth "pw"' in redis_text and "replicaof 10.9.0.21 6379" in redis_text
     assert "bind 10.9.0.22" in sentinel_text and "sentinel monitor chat 10.9.0.21 6379 2" in sentinel_text
     assert 'sentinel auth-pass chat "pw"' in sentinel_text and 'requirepass "pw"' in sentinel_text
+
+
+def test_rabbitmq_conf_is_loopback_only_with_the_password(tmp_path):
+    """The deployment's own broker listens on loopback alone (AMQP and the management API, on the
+    var dir's ports), for the layer's vhost and user with the password; the file is the owner's
+    alone, and the management plugin is enabled."""
+    paths = Paths(str(tmp_path / "var"))
+    os.makedirs(paths.run)
+    with override_settings(CHAT_PATHS=paths, CHAT_RABBITMQ_PASSWORD="s3cr3t"):
+        render.write([programs.named("rabbitmq")])
+    ports = paths.rabbitmq_ports
+    with open(paths.rabbitmq_conf) as conf:
+        settings_of = dict(line.split(" = ", 1) for line in conf.read().splitlines())
+    assert settings_of["listeners.tcp.1"] == "127.0.0.1:%d" % ports.amqp
+    assert settings_of["management.tcp.ip"] == "127.0.0.1"
+    assert settings_of["management.tcp.port"] == str(ports.management)
+    assert [key for key in settings_of if key.startswith(("listeners.", "management.tcp", "management.ssl"))] == [
+        "listeners.tcp.1", "management.tcp.ip", "management.tcp.port"]  # nothing else listens
+    assert (settings_of["default_vhost"], settings_of["default_user"], settings_of["default_pass"]) == (
+        "chat", "chat", "s3cr3t")
+    assert stat.S_IMODE(os.stat(paths.rabbitmq_conf).st_mode) == 0o600
+    with open(paths.rabbitmq_plugins) as plugins:
+        assert plugins.read() == "[rabbitmq_management].\n"
+
+
+def test_the_brokers_data_is_emptied_at_every_start(tmp_path):
+    """What a previous run of the broker left (its database, its cookie) is gone when the
+    deployment starts it again; the directory is the owner's alone."""
+    paths = Paths(str(tmp_path / "var"))
+    os.makedirs(os.path.join(paths.rabbitmq_data, "chat-0@localhost"))
+    os.makedirs(paths.run)
+    with open(os.path.join(paths.rabbitmq_data, ".erlang.cookie"), "w"):
+        pass
+    with override_settings(CHAT_PATHS=paths, CHAT_RABBITMQ_PASSWORD="pw"):
+        render.write([programs.named("epmd"), programs.named("rabbitmq")])
+    assert os.listdir(paths.rabbitmq_data) == []
+    assert stat.S_IMODE(os.stat(paths.rabbitmq_data).st_mode) == 0o700

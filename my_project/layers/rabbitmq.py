@@ -152,6 +152,8 @@ class RabbitmqChannelLayer(ProjectLayer, BaseChannelLayer):
     def _lost(self, link, exc):
         """Drop a link whose connection failed; LayerUnavailable to raise."""
         self._retry.failed(describe(exc))
+        if self._retry.failures == 1:
+            logger.warning("Lost RabbitMQ at %s (%s): connecting again with backoff", self.where(), describe(exc))
         link.close()
         if getattr(self._local, "link", None) is link:
             self._local.link = None
@@ -193,20 +195,20 @@ class RabbitmqChannelLayer(ProjectLayer, BaseChannelLayer):
         if not channels:
             return None, None
         queues = sorted({self.queue(channel) for channel in channels})
+        # A broker away is reported as a quiet layer: the loops that receive (runworker, channels'
+        # delay server, which polls) go on until it is back, instead of exiting at start-up while
+        # the broker boots (a few seconds) or whenever it restarts. The loss is logged once.
         try:
             link = self._link()
         except LayerUnavailable:
-            if block:  # a worker's loop: wait the delay out and report nothing, as a quiet layer would
+            if block:  # wait the delay out rather than spin
                 time.sleep(min(self._retry.wait(), self.receive_timeout))
-                return None, None
-            raise
+            return None, None
         try:
             found = link.receive(queues, self.receive_timeout if block else 0)
         except CONNECTION_ERRORS as exc:
-            error = self._lost(link, exc)
-            if block:
-                return None, None
-            raise error
+            self._lost(link, exc)
+            return None, None
         return found or (None, None)
 
     def new_channel(self, pattern):

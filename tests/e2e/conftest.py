@@ -12,10 +12,12 @@ from .deployed import deployed
 # The sites under test, each running the whole shared suite: the split shape (the default) on the
 # embedded layer, on Redis run by supervisord, and on two external Redis shards with PostgreSQL (so the
 # suite runs once against a real PostgreSQL server); the asgi shape on IPC (with a short
-# --http-timeout: its pages need workers, and one test stops them); the inverse shape on Redis.
+# --http-timeout: its pages need workers, and one test stops them); the inverse shape on Redis; the
+# split shape on a RabbitMQ broker run by supervisord.
 LAYOUTS = {
     "ipc": {"CHAT_LAYER": "ipc"},
     "redis": {"CHAT_LAYER": "redis"},
+    "rabbitmq": {"CHAT_LAYER": "rabbitmq"},
     "redis-sharded-postgres": {"CHAT_LAYER": "redis"},  # + shards and PostgreSQL, below
     "asgi-ipc": {"CHAT_LAYER": "ipc", "CHAT_TOPOLOGY": "asgi", "CHAT_HTTP_TIMEOUT": "10"},
     "inverse-redis": {"CHAT_LAYER": "redis", "CHAT_TOPOLOGY": "inverse"},

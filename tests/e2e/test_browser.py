@@ -18,8 +18,8 @@ pytestmark = [
     pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
                        reason="chromium and chromium-driver are not installed (make test installs them)"),
 ]
-# One layout per shape (the layer makes no difference to the page).
-BROWSER_LAYOUTS = ("ipc", "asgi-ipc", "inverse-redis")
+# One layout per shape (the layer makes no difference to the page), and the RabbitMQ layer's.
+BROWSER_LAYOUTS = ("ipc", "asgi-ipc", "inverse-redis", "rabbitmq")
 # Screenshots land in docs/ when asked (CHAT_SCREENSHOT_DIR=docs make test), else beside the logs.
 SHOTS = os.environ.get("CHAT_SCREENSHOT_DIR")
 

@@ -28,7 +28,7 @@ from .load import RESULTS, under_load
 pytestmark = pytest.mark.faults
 
 
-@pytest.fixture(scope="module", params=["redis", "ipc"])
+@pytest.fixture(scope="module", params=["redis", "ipc", "rabbitmq"])
 def fault_site(request):
     with deployed(request, Site(CHAT_LAYER=request.param), request.param) as deployment:
         yield deployment
@@ -84,7 +84,8 @@ def rollout_bad_release(site):
     assert "rollout aborted and rolled back" in result.stderr
     assert current_release(site) == before
     infos = site.processes()
-    assert all(i["statename"] == "RUNNING" for i in infos if i["group"] not in ("redis", "sentinel", "postgres"))
+    assert all(i["statename"] == "RUNNING" for i in infos
+               if i["group"] not in ("redis", "sentinel", "postgres", "epmd", "rabbitmq"))
 
 
 def kill_random_workers(site):
@@ -108,15 +109,21 @@ def restart_daphnes(site):
         time.sleep(1.0)
 
 
-def restart_redis(site):
-    """Restart Redis (no persistence: every queued message and group entry is gone)."""
-    if site.layout != "redis":
-        pytest.skip("the IPC layer has no Redis")
+# The program of the deployment's own layer server, per layout (the IPC layer has none).
+LAYER_SERVERS = {"redis": "redis:redis", "rabbitmq": "rabbitmq:rabbitmq"}
+
+
+def restart_layer_server(site):
+    """Restart the layer's server: Redis (no persistence: every queued message and group entry is
+    gone) or the RabbitMQ broker (its queues and the group stream too: its data is wiped at each
+    start); every process connects again by itself."""
+    if site.layout not in LAYER_SERVERS:
+        pytest.skip("the IPC layer has no server")
     supervisor = site.supervisor()
-    supervisor.stopProcess("redis:redis")
+    supervisor.stopProcess(LAYER_SERVERS[site.layout])
     time.sleep(1.0)
-    supervisor.startProcess("redis:redis")
-    site.wait_running("redis:redis")
+    supervisor.startProcess(LAYER_SERVERS[site.layout])
+    site.wait_running(LAYER_SERVERS[site.layout])
 
 
 def flood_past_capacity(site):
@@ -181,7 +188,7 @@ def flood_past_capacity(site):
 
 
 EVENTS = [rollout_every_pool, rollout_bad_release, kill_random_workers, restart_daphnes,
-          restart_redis, flood_past_capacity]
+          restart_layer_server, flood_past_capacity]
 NO_DROPS = {rollout_every_pool, rollout_bad_release}  # worker rollouts never touch a socket
 
 

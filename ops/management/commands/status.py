@@ -57,7 +57,7 @@ class Command(BaseCommand):
         channel_layer = channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
         try:
             waiting = channel_layer.depths()
-        except Exception as exc:  # a dead Redis (or a layer that cannot tell) is a status, not a crash
+        except Exception as exc:  # a server that does not answer, or a layer that cannot tell: a status, not a crash
             self.stdout.write("Channels: cannot read the layer (%s: %s)" % (type(exc).__name__, exc))
             return
         self.stdout.write("Channels (messages waiting / capacity):")
