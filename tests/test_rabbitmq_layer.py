@@ -206,3 +206,21 @@ def test_daphnes_reader_reads_replies_and_survives_a_broker_restart(reader_facto
             time.sleep(0.2)
     assert reader.next(20) == {"channel": "daphne.response.R!abc", "message": {"n": 3}}
     assert not [line for line in reader.log if "Traceback" in line], reader.log
+
+
+def test_a_receive_for_other_channels_inside_a_consumer_gets_only_theirs(make_layer):
+    """A consumer that asks for another channel without blocking (channels' ordering looks at its
+    wait channel) gets that channel's message, never one pushed for the worker's own channels,
+    which stays for the worker's next receive."""
+    layer, sender = make_layer(), make_layer()
+    layer.receive(["work"], block=True)  # consuming "work" from now on
+    sender.send("work", {"n": 1})
+    sender.send("work", {"n": 2})
+    sender.send("__wait__.x?y", {"n": 3})
+    assert layer.receive(["work"], block=True) == ("work", {"n": 1})
+    assert layer.receive(["__wait__.empty"]) == (None, None)  # acknowledges #1: the broker pushes #2
+    time.sleep(0.2)
+    layer.receive(["__wait__.empty"])  # takes the push in
+    assert layer.receive(["__wait__.x?y"]) == ("__wait__.x?y", {"n": 3})
+    assert layer.receive(["__wait__.x?y"]) == (None, None)
+    assert layer.receive(["work"], block=True) == ("work", {"n": 2})

@@ -460,12 +460,16 @@ class Link(object):
         self.deliveries.append((method.delivery_tag, method.routing_key, body))
 
     def _delivered(self, queues):
-        while self.deliveries:
-            tag, queue, body = self.deliveries.pop(0)
-            found = self._take(tag, queue, body)
-            if found:
-                return found
-            self.acknowledge()
+        """The first pushed delivery of one of `queues` (a consumer may ask for other channels in
+        between, e.g. channels' ordering wait channel: what its consumers were pushed waits)."""
+        for index, (tag, queue, body) in enumerate(self.deliveries):
+            if queue in queues:
+                del self.deliveries[index]
+                found = self._take(tag, queue, body)
+                if found:
+                    return found
+                self.acknowledge()  # unreadable
+                return self._delivered(queues)
         return None
 
     def acknowledge(self):

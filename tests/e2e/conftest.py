@@ -1,5 +1,6 @@
 """Fixtures that start the real deployment (and Redis, PostgreSQL) and always tear it down."""
 import itertools
+import os
 
 import pytest
 
@@ -23,11 +24,14 @@ LAYOUTS = {
     "inverse-redis": {"CHAT_LAYER": "redis", "CHAT_TOPOLOGY": "inverse"},
 }
 _names = itertools.count()
+HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def pytest_collection_modifyitems(items):
+    # The hook sees the whole session's items: mark this directory's only (-m "not e2e" selects the rest).
     for item in items:
-        item.add_marker(pytest.mark.e2e)
+        if str(item.fspath).startswith(HERE):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")
