@@ -19,9 +19,10 @@ CHAT_PATHS = Paths(env.string("VAR_DIR", os.path.join(BASE_DIR, "var")))
 CHAT_POOL = env.string("POOL", "web")
 CHAT_LOG_LEVEL = env.choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()
 CHAT_LOG_FORMAT = "%(asctime)s " + CHAT_POOL + "[%(process)d] %(levelname)s %(name)s: %(message)s"
-# Libraries whose INFO lines are noise at the deployment's level: pika logs every connection and
-# channel it opens or closes (the RabbitMQ layer logs losses and recoveries itself).
-CHAT_QUIET_LOGGERS = {"pika": "WARNING"}
+# Libraries whose lines are noise at the deployment's level: pika logs every connection and channel it
+# opens or closes, and a traceback at ERROR for every refused connection attempt while a broker
+# restarts; the RabbitMQ layer logs each loss and recovery itself, in one line.
+CHAT_QUIET_LOGGERS = {"pika": "CRITICAL"}
 
 # ---- Hosts (docs/scaling.md) ---------------------------------------------------------------
 # What this host runs: "all" (one machine, the default) or one role of a cluster (ops/programs.py).

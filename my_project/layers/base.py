@@ -65,6 +65,10 @@ class ProjectLayer(object):
     than the workers' may use it).
     """
 
+    # What the layer raises while its server is away (a restart, an outage): a loop that sends
+    # (channels' delay server) waits such an error out instead of exiting.
+    OUTAGES = (LayerUnavailable,)
+
     def check(self):
         """Raise LayerUnavailable, saying what to do, when the layer cannot be used."""
 

@@ -51,13 +51,16 @@ class RabbitmqChannelLayer(ProjectLayer, BaseChannelLayer):
     TwistedReader (rabbitmq_reader.py) on one persistent connection.
 
     Each thread (and each forked process) has its own connection. One that fails is dropped; the
-    next operation connects again, at most every `retry` seconds (doubling to 5 s while the broker
+    next operation connects again, at most every RETRY_MIN seconds (doubling to RETRY_MAX while the broker
     stays away): a send in between raises LayerUnavailable at once, saying so, and a blocking
     receive waits the delay out and returns nothing, so a worker's loop goes on.
     """
 
     extensions = ["groups", "flush", "statistics", "twisted", "send_batch", "cross_python"]
-    RETRY_MIN, RETRY_MAX = 0.25, 5.0
+    # Seconds between connection attempts while the broker is away: doubling, so that a long outage
+    # is not hammered, up to a cap a restart (about 10 s of a broker stopping and booting) outlasts
+    # by little.
+    RETRY_MIN, RETRY_MAX = 0.25, 2.0
     PREFETCH_REPLIES = 200  # messages daphne's reader may hold unacknowledged
 
     def __init__(self, url="amqp://guest:guest@127.0.0.1:5672/%2F", prefix="asgi:", expiry=60,
@@ -140,7 +143,8 @@ class RabbitmqChannelLayer(ProjectLayer, BaseChannelLayer):
         except CONNECTION_ERRORS as exc:
             self._retry.failed(describe(exc))
             if self._retry.failures == 1:
-                logger.warning("Lost RabbitMQ at %s (%s): connecting again with backoff", self.where(), exc)
+                logger.warning("Lost RabbitMQ at %s (%s): connecting again with backoff", self.where(),
+                               describe(exc))
             raise LayerUnavailable("cannot connect to RabbitMQ at %s (%s): start it, or fix the layer's "
                                    "URL (CHAT_AMQP_URL)" % (self.where(), describe(exc)))
         away = self._retry.succeeded()

@@ -24,6 +24,7 @@ class RedisQuestions(ProjectLayer):
     """The project's questions, answered for asgi_redis' servers (upstream's class and ours)."""
 
     CHECK_TIMEOUT = 2  # seconds a server may take to answer the start-up check
+    OUTAGES = (LayerUnavailable, redis.ConnectionError, redis.TimeoutError)
 
     def check(self):
         for url, connection in zip(self.hosts, self._connection_list):
