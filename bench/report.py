@@ -65,6 +65,45 @@ def scaling_plot(data, filename):
     return filename
 
 
+LAYER_FIGURES = (("raw echo, 1 client", "p50", "echo p50 (ms)"),
+                 ("chat round trip, 1 client", "p50", "chat round trip p50 (ms)"),
+                 ("chat, 100 clients/100 rooms", "messages_per_second", "100 clients (msg/s)"),
+                 ("fan-out to 1000", "p50", "fan-out to 1000 p50 (ms)"))
+
+
+def layer_medians(data):
+    """{layer: {figure label: median over the side-by-side rounds}} of the "layers" runs."""
+    found = {}
+    for r in data["results"]:
+        parts = r["config"].split("/")
+        if len(parts) < 4 or not parts[3].startswith("layers") or "failed" in r:
+            continue
+        for scenario, key, label in LAYER_FIGURES:
+            if r["scenario"] == scenario:
+                value = r.get(key) if key in r else r.get("summary", {}).get(key)
+                if value is not None:
+                    found.setdefault(parts[0], {}).setdefault(label, []).append(value)
+    return {layer: {label: sorted(values)[len(values) // 2] for label, values in figures.items()}
+            for layer, figures in found.items()}
+
+
+def layers_plot(data, filename):
+    medians = layer_medians(data)
+    if not medians:
+        return None
+    layers = [layer for layer in ("redis", "ipc", "rabbitmq") if layer in medians]
+    fig, axes = plt.subplots(1, len(LAYER_FIGURES), figsize=(12, 3.5))
+    for ax, (_, _, label) in zip(axes, LAYER_FIGURES):
+        ax.bar(layers, [medians[layer].get(label, 0) for layer in layers], color=["C0", "C1", "C2"][:len(layers)])
+        ax.set_title(label, fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle("The three layers side by side (medians of the rounds of one run)")
+    fig.tight_layout()
+    fig.savefig(os.path.join(HERE, filename), dpi=90)
+    plt.close(fig)
+    return filename
+
+
 def table(data):
     lines = ["| configuration | scenario | p50 ms | p99 ms | rate | errors / missed |",
              "| --- | --- | ---: | ---: | ---: | ---: |"]
@@ -184,9 +223,12 @@ def main():
     plots = [latency_plot(data, "raw echo", "echo-latency.png", "Raw layer echo (1 client), CDF"),
              latency_plot(data, "chat round trip", "chat-latency.png", "Chat round trip (1 client), CDF"),
              scaling_plot(data, "throughput-workers.png"),
-             soak_plot(data, "memory-soak.png")]
+             soak_plot(data, "memory-soak.png"),
+             layers_plot(data, "layers.png")]
     print(table(data))
     print()
+    for layer, figures in sorted(layer_medians(data).items()):
+        print("%s: %s" % (layer, ", ".join("%s %.2f" % item for item in figures.items())))
     for plot in plots:
         if plot:
             print("![%s](bench/%s)" % (plot, plot))

@@ -1,5 +1,6 @@
-"""The RabbitMQ layer beyond conformance (tests/layer_conformance.py runs that): fair dispatch and
-redelivery, groups across connections, a broker that goes away, daphne's reader, depths, encryption."""
+"""The RabbitMQ layer: asgiref's conformance suite (tests/layer_conformance.py, collected here), and
+beyond it fair dispatch and redelivery, groups across connections, a broker that goes away, daphne's
+reader, depths, encryption."""
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from harness.servers import RABBITMQ_SERVER, RabbitmqServer
 from my_project.layers import RabbitmqChannelLayer
 from my_project.layers.base import LayerUnavailable
 
+from .layer_conformance import RabbitmqConformance  # noqa: F401 (collected here)
 from .test_sentinel_layer import needs_interface, reader_factory  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(RABBITMQ_SERVER),
