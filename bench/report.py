@@ -6,6 +6,7 @@ and scenario (a partial run on top of a full one).
 """
 import json
 import os
+import statistics
 import sys
 
 import matplotlib
@@ -83,7 +84,7 @@ def layer_medians(data):
                 value = r.get(key) if key in r else r.get("summary", {}).get(key)
                 if value is not None:
                     found.setdefault(parts[0], {}).setdefault(label, []).append(value)
-    return {layer: {label: sorted(values)[len(values) // 2] for label, values in figures.items()}
+    return {layer: {label: statistics.median(values) for label, values in figures.items()}
             for layer, figures in found.items()}
 
 
