@@ -226,3 +226,13 @@ def test_a_receive_for_other_channels_inside_a_consumer_gets_only_theirs(make_la
     assert layer.receive(["__wait__.x?y"]) == ("__wait__.x?y", {"n": 3})
     assert layer.receive(["__wait__.x?y"]) == (None, None)
     assert layer.receive(["work"], block=True) == ("work", {"n": 2})
+
+
+def test_a_connection_left_idle_past_its_heartbeats_is_replaced_without_an_error(make_layer):
+    """The broker closes a connection that missed two heartbeats (daphne's sends on a quiet site):
+    the next send finds it gone and connects again at once, instead of failing."""
+    layer = make_layer(heartbeat=1)
+    layer.send("idle", {"n": 1})
+    time.sleep(4)  # no I/O: the broker gives the connection up after about 2 s
+    layer.send("idle", {"n": 2})
+    assert [layer.receive(["idle"])[1]["n"] for _ in range(2)] == [1, 2]

@@ -65,7 +65,7 @@ class RabbitmqChannelLayer(ProjectLayer, BaseChannelLayer):
 
     def __init__(self, url="amqp://guest:guest@127.0.0.1:5672/%2F", prefix="asgi:", expiry=60,
                  group_expiry=86400, capacity=100, channel_capacity=None, symmetric_encryption_keys=None,
-                 receive_timeout=5, management_url=None, connect_timeout=2, queue_expiry=None):
+                 receive_timeout=5, management_url=None, connect_timeout=2, queue_expiry=None, heartbeat=30):
         super(RabbitmqChannelLayer, self).__init__(
             expiry=expiry, group_expiry=group_expiry, capacity=capacity, channel_capacity=channel_capacity)
         self.url = url
@@ -73,7 +73,7 @@ class RabbitmqChannelLayer(ProjectLayer, BaseChannelLayer):
         self.parameters.socket_timeout = connect_timeout
         self.parameters.stack_timeout = connect_timeout * 2
         self.parameters.blocked_connection_timeout = 10
-        self.parameters.heartbeat = 30  # a broker gone without a word is noticed in a minute
+        self.parameters.heartbeat = heartbeat  # seconds: a broker gone without a word is noticed in two
         self.prefix = prefix
         self.receive_timeout = receive_timeout
         self.management_url = management_url
@@ -131,8 +131,10 @@ class RabbitmqChannelLayer(ProjectLayer, BaseChannelLayer):
         link = getattr(self._local, "link", None)
         if link is not None and link.pid != os.getpid():
             link = None  # a forked child must not use its parent's socket
-        if link is not None and link.usable():
+        if link is not None and link.usable() and link.alive():
             return link
+        if link is not None:
+            link.close()
         self._local.link = None
         wait = self._retry.wait()
         if wait > 0:
@@ -330,6 +332,7 @@ class Link(object):
     def __init__(self, layer):
         self.layer = layer
         self.pid = os.getpid()
+        self.used = time.monotonic()
         self.connection = pika.BlockingConnection(layer.parameters)
         self.declared = set()
         self._members = None
@@ -348,6 +351,24 @@ class Link(object):
 
     def usable(self):
         return self.connection.is_open and self.channel.is_open
+
+    def alive(self):
+        """Whether the connection still works, looked at after a quiet spell: pika's blocking
+        connection sends heartbeats and reads the broker's frames only while it is used, so one left
+        idle (daphne's sends, on a quiet site) is closed by the broker after two missed heartbeats,
+        and the next send would fail on it. Taking in what arrived keeps it alive or shows it gone
+        (then the caller connects again at once, without an error)."""
+        now = time.monotonic()
+        quiet, self.used = now - self.used, now
+        if quiet < self.layer.parameters.heartbeat / 2.0:
+            return True
+        try:
+            self.connection.process_data_events(time_limit=0)
+        except CONNECTION_ERRORS as exc:
+            logger.info("A RabbitMQ connection idle for %.0f s was gone (%s): connecting again", quiet,
+                        describe(exc))
+            return False
+        return self.usable()
 
     def _on_channel_closed(self, exc):
         """The broker closed the channel (a queue deleted under us, a declare that disagreed): the
