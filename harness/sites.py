@@ -57,6 +57,11 @@ class Site(object):
         """Whether supervisord runs this deployment's Redis (LAYER=redis without a URL)."""
         return self.env.get("CHAT_LAYER") == "redis" and not self.env.get("CHAT_REDIS_URL")
 
+    @property
+    def own_broker(self):
+        """Whether supervisord runs this deployment's RabbitMQ (LAYER=rabbitmq without a URL)."""
+        return self.env.get("CHAT_LAYER") == "rabbitmq" and not self.env.get("CHAT_AMQP_URL")
+
     def page_pool(self, path):
         """The pool expected to render a page at `path` in this shape: gunicorn's ("web") or the
         realtime workers' through daphne."""

@@ -41,6 +41,7 @@ class Chatter(object):
         self.paused_until = 0.0  # after rate_limited: nothing is sent before this
         self.waiting_for = None  # the refused message the server waits for: sent first
         self.reconnects = 0
+        self.gave_up = 0        # sockets this client dropped by the contract's rules (silent, stuck)
         self.ws = None
         self.reader = None
         self.sent_at = {}       # client_id -> first send time, for latency
@@ -76,6 +77,7 @@ class Chatter(object):
             stuck = self.ws is not None and now >= self.paused_until and any(
                 now - self.first_sent[c] > STUCK for c in self.outbox if c in self.first_sent)
         if silent or stuck:
+            self.gave_up += 1
             self.close()
         if self.connected():
             return True

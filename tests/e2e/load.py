@@ -135,6 +135,8 @@ class Load(object):
             "gapless": [seq for seq, _ in rows] == list(range(1, len(rows) + 1)),
             "views_equal_store": all(v == expected for v in viewers),
             "reconnects": sum(p.reconnects for p in self.people),
+            # of which the clients gave up a silent or stuck socket themselves (the server did not close it)
+            "gave_up": sum(p.gave_up for p in self.people),
             "p99_ms": 1000 * percentile(latencies, 0.99),
             "p50_ms": 1000 * percentile(latencies, 0.50),
             "unsettled": unsettled,

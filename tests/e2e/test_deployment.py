@@ -209,11 +209,13 @@ def test_one_daphne_down_keeps_the_site_up(site):
 
 
 def test_every_program_runs(site):
-    """Every program of the shape is RUNNING: redis only where supervisord runs it, gunicorn in
-    every shape but asgi, a cluster's Sentinel and PostgreSQL never on one machine."""
+    """Every program of the shape is RUNNING: redis, or epmd and the RabbitMQ broker, only where
+    supervisord runs them, gunicorn in every shape but asgi, a cluster's Sentinel and PostgreSQL
+    never on one machine."""
     states = {i["group"] + ":" + i["name"]: i["statename"] for i in site.processes()}
     assert states.pop("sentinel:sentinel") == states.pop("postgres:postgres") == "STOPPED"
     assert states.pop("redis:redis") == ("RUNNING" if site.own_redis else "STOPPED")
+    assert states.pop("epmd:epmd") == states.pop("rabbitmq:rabbitmq") == ("RUNNING" if site.own_broker else "STOPPED")
     assert states.pop("gunicorn:gunicorn") == ("STOPPED" if site.topology == "asgi" else "RUNNING")
     assert set(states.values()) == {"RUNNING"}, states
     assert len([n for n in states if n.startswith("daphne:")]) == 2

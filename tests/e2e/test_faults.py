@@ -189,12 +189,19 @@ def flood_past_capacity(site):
 
 EVENTS = [rollout_every_pool, rollout_bad_release, kill_random_workers, restart_daphnes,
           restart_layer_server, flood_past_capacity]
-NO_DROPS = {rollout_every_pool, rollout_bad_release}  # worker rollouts never touch a socket
+# Worker rollouts never close a socket. A bad release may still make a client give one up: a message
+# whose resends keep reaching the failing canary stays unacked past the client's 20 s "stuck" rule.
+NO_DROPS = {rollout_every_pool, rollout_bad_release}
 
 
 # The IPC layer pickles its whole store on every operation: under a flood or a 1000-member room it
 # is slow (correct, but minutes). The short run leaves those two to the Redis layer and --soak.
 SLOW_ON_IPC = {flood_past_capacity}
+# On RabbitMQ the short run keeps the events whose course depends on the layer (a rollout's SIGTERMs
+# and the acknowledgement of a worker's last message, redelivery after SIGKILL, the broker's restart,
+# ChannelFull by nack, a group's fan-out); a bad release and daphne restarts go as on Redis
+# (--soak runs them too), to keep `make test` near 25 minutes.
+SAME_ON_RABBITMQ = {rollout_bad_release, restart_daphnes}
 
 
 @pytest.mark.parametrize("event", EVENTS, ids=[e.__name__ for e in EVENTS])
@@ -204,12 +211,17 @@ def test_event_under_load(fault_site, event, soak):
     layer's server acks flow again within seconds."""
     if fault_site.layout == "ipc" and event in SLOW_ON_IPC and not soak:
         pytest.skip("slow on the IPC layer: run with --soak")
+    if fault_site.layout == "rabbitmq" and event in SAME_ON_RABBITMQ and not soak:
+        pytest.skip("runs its course as on Redis: run with --soak")
     rounds = 3 if soak else 1
     for _ in range(rounds):
         result = under_load(fault_site, new_room(fault_site), event, "%s [%s]" % (event.__name__, fault_site.layout),
                             chatters=50 if soak else 10, pollers=5 if soak else 2, before=30 if soak else 3)
-        if event in NO_DROPS:
-            assert result["reconnects"] == 0, "a worker rollout dropped %d sockets" % result["reconnects"]
+        if event in NO_DROPS:  # the server closes no socket: reconnects are the clients' own decisions
+            dropped = result["reconnects"] - result["gave_up"]
+            assert dropped == 0, "a worker rollout dropped %d sockets" % dropped
+        if event is rollout_every_pool:  # and a good release gives them no reason to
+            assert result["reconnects"] == 0, result
         if event is restart_layer_server:
             # Every process back by itself within seconds of the server: RabbitMQ takes about 6 s
             # to stop and 4 s to boot (Redis well under 1 s), then the layer's backoff (<= 2 s).
