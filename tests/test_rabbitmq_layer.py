@@ -187,7 +187,7 @@ def test_daphnes_reader_reads_replies_and_survives_a_broker_restart(reader_facto
     """daphne's reader (receive_twisted on the interface's Python) reads replies and group messages
     (one per socket), and after the broker restarts the same reader reads again by itself."""
     layer = make_layer(expiry=30)
-    kwargs = dict(url=broker.url, prefix=layer.prefix, receive_timeout=1)
+    kwargs = dict(url=broker.url, prefix=layer.prefix, receive_timeout=1, capacity=layer.capacity)
     reader = reader_factory("RabbitmqChannelLayer", kwargs, "daphne.response.R!")
     layer.send("daphne.response.R!abc", {"n": 1})
     assert reader.next(10) == {"channel": "daphne.response.R!abc", "message": {"n": 1}}

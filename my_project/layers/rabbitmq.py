@@ -516,7 +516,12 @@ class Link(object):
         self._stop_consuming()
         self.unacked, self.handed = None, []
         for queue in queues:
-            self.channel.queue_delete(queue)
+            try:
+                self.channel.queue_delete(queue)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code != 404:  # NOT_FOUND: gone already, or a stream not back yet after a restart
+                    raise
+                self._on_channel_closed(exc)
         self.declared.clear()
         if self._members is not None:
             self._members.forget()
