@@ -51,9 +51,9 @@ class RabbitmqChannelLayer(ProjectLayer, BaseChannelLayer):
     TwistedReader (rabbitmq_reader.py) on one persistent connection.
 
     Each thread (and each forked process) has its own connection. One that fails is dropped; the
-    next operation connects again, at most every RETRY_MIN seconds (doubling to RETRY_MAX while the broker
-    stays away): a send in between raises LayerUnavailable at once, saying so, and a blocking
-    receive waits the delay out and returns nothing, so a worker's loop goes on.
+    next operation connects again, at most every RETRY_MIN seconds (doubling to RETRY_MAX while the
+    broker stays away): a send in between raises LayerUnavailable at once, saying so, and a receive
+    returns nothing (a blocking one after waiting the delay out), so a worker's loop goes on.
     """
 
     extensions = ["groups", "flush", "statistics", "twisted", "send_batch", "cross_python"]
@@ -77,6 +77,7 @@ class RabbitmqChannelLayer(ProjectLayer, BaseChannelLayer):
         self.prefix = prefix
         self.receive_timeout = receive_timeout
         self.management_url = management_url
+        self.members_queue = prefix + Members.QUEUE  # the stream of group changes (rabbitmq_groups.py)
         # A queue nobody reads for this long is deleted with what it holds (long expired by then).
         self.queue_expiry = queue_expiry or max(10 * expiry, 600)
         self.crypter = _crypter(symmetric_encryption_keys)
@@ -143,10 +144,7 @@ class RabbitmqChannelLayer(ProjectLayer, BaseChannelLayer):
         try:
             link = Link(self)
         except CONNECTION_ERRORS as exc:
-            self._retry.failed(describe(exc))
-            if self._retry.failures == 1:
-                logger.warning("Lost RabbitMQ at %s (%s): connecting again with backoff", self.where(),
-                               describe(exc))
+            self._failed(exc)
             raise LayerUnavailable("cannot connect to RabbitMQ at %s (%s): start it, or fix the layer's "
                                    "URL (CHAT_AMQP_URL)" % (self.where(), describe(exc)))
         away = self._retry.succeeded()
@@ -155,11 +153,15 @@ class RabbitmqChannelLayer(ProjectLayer, BaseChannelLayer):
         self._local.link = link
         return link
 
-    def _lost(self, link, exc):
-        """Drop a link whose connection failed; LayerUnavailable to raise."""
+    def _failed(self, exc):
+        """Count a failed connection for the backoff; the first of an outage is logged."""
         self._retry.failed(describe(exc))
         if self._retry.failures == 1:
             logger.warning("Lost RabbitMQ at %s (%s): connecting again with backoff", self.where(), describe(exc))
+
+    def _lost(self, link, exc):
+        """Drop a link whose connection failed; LayerUnavailable to raise."""
+        self._failed(exc)
         link.close()
         if getattr(self._local, "link", None) is link:
             self._local.link = None
@@ -257,12 +259,8 @@ class RabbitmqChannelLayer(ProjectLayer, BaseChannelLayer):
         by_queue = {}
         for channel in self.group_channels(group):
             by_queue.setdefault(self.queue(channel), []).append(channel)
-        for queue, members in by_queue.items():
-            names = [member for member in members if "!" in member]
-            if names:
-                self._publish(queue, self.pack(names, message))
-            else:
-                self._publish(queue, self.pack([], message))
+        for queue, members in by_queue.items():  # a plain channel's queue needs no names
+            self._publish(queue, self.pack([member for member in members if "!" in member], message))
 
     # ---- flush, statistics, depths ----------------------------------------------------------------
 
@@ -274,7 +272,7 @@ class RabbitmqChannelLayer(ProjectLayer, BaseChannelLayer):
         if self.management_url:
             queues.update(self._management_queues())
         try:
-            link.delete(queues | {link.members_queue()})
+            link.delete(queues | {self.members_queue})
         except CONNECTION_ERRORS as exc:
             raise self._lost(link, exc)
 
@@ -317,12 +315,16 @@ class RabbitmqChannelLayer(ProjectLayer, BaseChannelLayer):
         with urllib.request.urlopen(request, timeout=5) as answer:
             queues = json.loads(answer.read().decode())
         return {q["name"]: q.get("messages") or 0 for q in queues
-                if q["name"].startswith(self.prefix) and q["name"] != self.prefix + Members.QUEUE}
+                if q["name"].startswith(self.prefix) and q["name"] != self.members_queue}
 
-    def warn_once(self, key, text, *args):
-        if key not in self._warned:
-            self._warned.add(key)
-            logger.warning(text, *args)
+    def arguments_differ(self, queue):
+        """Say once that `queue` was declared elsewhere with other arguments (another release sized
+        it differently: a capacity changed); the caller uses it as it is rather than fail every
+        send until it expires."""
+        if queue not in self._warned:
+            self._warned.add(queue)
+            logger.warning("Queue %s exists with other arguments than %s: using it as it is",
+                           queue, self.queue_arguments(queue))
 
 
 class Link(object):
@@ -386,10 +388,7 @@ class Link(object):
             if exc.reply_code != 406:  # PRECONDITION_FAILED: it exists with other arguments
                 raise
             self._on_channel_closed(exc)
-            # Another release sized it differently (a capacity changed): use it as it is rather than
-            # fail every send until it expires.
-            self.layer.warn_once(queue, "Queue %s exists with other arguments than %s: using it as it is",
-                                 queue, self.layer.queue_arguments(queue))
+            self.layer.arguments_differ(queue)
             self.channel.queue_declare(queue, passive=True)
         self.declared.add(queue)
 
@@ -508,9 +507,6 @@ class Link(object):
         if self._members is None or self._members.stale:
             self._members = Members(self.layer, self.connection)
         return self._members
-
-    def members_queue(self):
-        return self.layer.prefix + Members.QUEUE
 
     def delete(self, queues):
         self._stop_consuming()

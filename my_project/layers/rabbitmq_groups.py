@@ -26,14 +26,14 @@ class Members(object):
     When the stream is deleted (a flush), the broker cancels every reader: each starts over.
     """
 
-    QUEUE = "groups"  # after the layer's prefix
+    QUEUE = "groups"  # after the layer's prefix (layer.members_queue)
     PREFETCH = 1000
     SYNC_TIMEOUT = 10  # seconds to read the stream up to now when starting
 
     def __init__(self, layer, connection):
         self.layer = layer
         self.connection = connection
-        self.queue = layer.prefix + self.QUEUE
+        self.queue = layer.members_queue
         self.groups = {}  # group -> {channel: added at}
         self.stale = False
         self.marker = None  # the sync marker being waited for

@@ -81,8 +81,7 @@ class TwistedReader(object):
         except pika.exceptions.ChannelClosedByBroker as exc:
             if exc.reply_code != 406:  # PRECONDITION_FAILED: declared by another release's sizes
                 raise
-            self.layer.warn_once(queue, "Queue %s exists with other arguments than %s: using it as it is",
-                                 queue, self.layer.queue_arguments(queue))
+            self.layer.arguments_differ(queue)
             await self._open_channel()
             await self.channel.queue_declare(queue, passive=True)
 
