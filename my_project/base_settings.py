@@ -65,13 +65,25 @@ if CHAT_ROLE == "redis" and not CHAT_REDIS_PASSWORD:
 # The password of the deployment's own RabbitMQ (given in CHAT_AMQP_URL otherwise); derived below
 # when unset.
 CHAT_RABBITMQ_PASSWORD = env.string("RABBITMQ_PASSWORD", "")
+# The WebSockets the deployment must hold at once (one room may hold them all): nginx's workers
+# are sized from it, `make run` refuses too few daphnes for it (ops/capacity.py), and the reply
+# lists below follow it.
+CHAT_MAX_SOCKETS = env.integer("MAX_SOCKETS", 20000, minimum=1)
 _layer_config = {
     "expiry": env.integer("LAYER_EXPIRY", 60, minimum=1),
     "capacity": env.integer("LAYER_CAPACITY", 100, minimum=1),
     # All sockets of one daphne share one reply list (daphne.response.<server>!), and group sends
-    # drop silently when a member's list is full: size it for every socket of a daphne times a burst.
+    # drop silently when a member's list is full: one broadcast to a room of CHAT_MAX_SOCKETS puts
+    # one message per member there, all of them on one daphne while the other restarts; twice that
+    # for a second broadcast before daphne has read the first.
     "channel_capacity": dict(dict.fromkeys(("daphne.response*", "http.response*"),
-                                           env.integer("RESPONSE_CAPACITY", 5000, minimum=1)), **{
+                                           env.integer("RESPONSE_CAPACITY", max(5000, 2 * CHAT_MAX_SOCKETS),
+                                                       minimum=1)), **{
+        # daphne refuses a handshake that finds websocket.connect full (503 "Connection queue at
+        # capacity"): a burst of clients connecting at once, or a daphne's sockets all coming back
+        # after its restart, waits here for the realtime pool instead. Its own limit is daphne's
+        # connect timeout (20 s): a handshake not accepted by then is rejected anyway.
+        "websocket.connect": env.integer("CONNECT_CAPACITY", max(1000, CHAT_MAX_SOCKETS // 2), minimum=1),
         # daphne closes a socket (1013) whose frame finds websocket.receive full: size it for a few
         # seconds of the realtime pool stalled (a worker host cut off inside a transaction holds a
         # room's lock until PostgreSQL ends its session, 5 s) at the site's frame rate.

@@ -7,7 +7,7 @@ from django.conf import settings
 
 from my_project.layers.base import LayerUnavailable
 
-from . import programs, supervisor
+from . import capacity, programs, supervisor
 from .exceptions import DeploymentError
 
 SOCKET_PATH_LIMIT = 100  # sun_path is 108 bytes; leave room for daphne's ".lock"
@@ -24,6 +24,8 @@ def check(env, started):
         raise DeploymentError(
             "%s is too long a path for unix sockets: set CHAT_VAR_DIR to a shorter one" % paths.var)
     names = {program.name for program in started}
+    if "daphne" in names:
+        sockets(capacity.current())
     for program in started:
         if program.binary:
             binary(program.binary, env["PATH"], program.package)
@@ -48,6 +50,18 @@ def check(env, started):
             raise DeploymentError(str(exc))
     if "database" in clients:
         check_database()
+
+
+def sockets(planned):
+    """DeploymentError when the deployment `planned` (an ops.capacity.Capacity) cannot hold
+    CHAT_MAX_SOCKETS: too few daphnes for the descriptor limit, or reply lists a broadcast to a room
+    that size would overflow."""
+    # The upstream flavor (benchmarks' comparison) keeps the libraries' own capacities on purpose.
+    response = None if settings.CHAT_LAYER_FLAVOR == "upstream" else \
+        channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer.get_capacity("daphne.response.check!")
+    found = capacity.problem(planned, response)
+    if found:
+        raise DeploymentError(found)
 
 
 def binary(name, path, package):

@@ -34,7 +34,7 @@ def test_every_shape_renders_a_configuration_nginx_accepts(tmp_path, topology):
     paths, files = rendered(tmp_path, topology)
     assert not [name for name, text in files.items() if "{{" in text or "}}" in text]
     main = files["nginx.conf"]
-    assert "listen 127.0.0.1:%d;" % settings.CHAT_PORT in main
+    assert "listen 127.0.0.1:%d reuseport;" % settings.CHAT_PORT in main
     assert "include %s/%s.conf;" % (paths.nginx_conf_dir, topology) in main
     for n in range(settings.CHAT_DAPHNE_PROCS):
         assert "server unix:%s max_fails=0;" % paths.daphne_socket(n) in main
@@ -54,6 +54,21 @@ def test_a_balancer_proxies_to_the_hosts_over_tcp(tmp_path):
     assert "server 10.9.0.7:%d max_fails=1" % Network.GUNICORN_PORT in main
     assert "unix:" not in main
     nginx_accepts(paths)
+
+
+def test_nginx_is_sized_from_the_descriptor_limit(tmp_path, monkeypatch):
+    """nginx's workers and connections come from ops/capacity.py for the limit found at start: 20,000
+    sockets at 20,000 descriptors take three workers of 19,900 connections (not one of 8192), each
+    worker may open every descriptor of the limit, and nginx accepts the result."""
+    monkeypatch.setattr(render, "file_limit", lambda: 20000)
+    paths, files = rendered(tmp_path, "split", CHAT_MAX_SOCKETS=20000)
+    main = files["nginx.conf"]
+    assert "\nworker_processes 3;\n" in main
+    assert "worker_connections 19900;" in main
+    assert "worker_rlimit_nofile 20000;" in main
+    nginx_accepts(paths)
+    _, files = rendered(tmp_path / "small", "split", CHAT_MAX_SOCKETS=3000)
+    assert "\nworker_processes 1;\n" in files["nginx.conf"]
 
 
 def nginx_accepts(paths):

@@ -6,7 +6,7 @@ from channels import DEFAULT_CHANNEL_LAYER, channel_layers
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from ops import releases, supervisor
+from ops import capacity, releases, supervisor
 from ops.cluster import runner
 from ops.deployment import executable
 from ops.models import WorkerStats
@@ -23,6 +23,7 @@ class Command(BaseCommand):
         paths = settings.CHAT_PATHS
         self.stdout.write("Deployment %s on http://127.0.0.1:%d, %s shape, layer %s" % (
             paths.var, settings.CHAT_PORT, settings.CHAT_TOPOLOGY, settings.CHAT_LAYER))
+        self.stdout.write(capacity.describe(capacity.current()))
         names = {}
         if not supervisor.alive(paths.supervisor_socket):
             self.stdout.write("  not running (no supervisord at %s): start it with `make run`"
