@@ -52,9 +52,26 @@ def ws_receive(message, slug):
             Group(room.group).add(message.reply_channel)
             message.reply_channel.send(protocol.encode({"type": "pong"}))
         else:
-            _post(message, room, frame)
+            try:
+                _post(message, room, frame)
+            except ClientError:
+                raise
+            except Exception:
+                # A bug or an outage, not the client's fault: the frame's ordering is released
+                # (ordered's finally) and the client told to resend at once, so the next try lands
+                # on another worker (a bad canary) or after the outage, instead of after the
+                # client's resend timer. Raised on: the worker logs it and the health counters
+                # count it (a rollout's canary judgement).
+                message.reply_channel.send(protocol.encode(server_error(frame["client_id"])), immediately=True)
+                raise
     except ClientError as error:
         message.reply_channel.send(protocol.encode(error.as_frame()))
+
+
+def server_error(client_id):
+    """The error frame of a message whose consumer failed: the contract's "resend it now"."""
+    return ClientError("server_error", "the server failed to handle this message: send it again",
+                       client_id, retry_after_ms=0).as_frame()
 
 
 def _post(message, room, frame):

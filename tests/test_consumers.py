@@ -93,6 +93,20 @@ class MessageTests(ConsumerTestCase):
         self.assertEqual(len(acks), 3)
         self.assertEqual(len({a["id"] for a in acks}), 1)
 
+    def test_a_consumer_that_raises_asks_for_the_message_at_once(self):
+        """A message whose consumer raises (a bad release) is answered with server_error naming its
+        client_id and retry_after_ms 0, the exception still reaches the worker (the canary's error
+        count), and the resend, on a good worker, is stored and acked."""
+        with mock.patch("chat.consumers._post", side_effect=RuntimeError("bad release")):
+            with self.assertRaises(RuntimeError):
+                self.say(self.client, {"type": "message", "text": "again", "client_id": "r1"})
+        error = self.frames(self.client)
+        self.assertEqual([(f["code"], f["client_id"], f["retry_after_ms"]) for f in error],
+                         [("server_error", "r1", 0)])
+        self.say(self.client, {"type": "message", "text": "again", "client_id": "r1"})
+        self.assertIn({"type": "ack", "client_id": "r1", "id": 1}, self.frames(self.client))
+        self.assertEqual(Message.objects.count(), 1)
+
     def test_ids_increase_per_room(self):
         """Each room numbers its messages 1, 2, 3... in the order they were stored."""
         Room.objects.create(slug="other", name="Other")

@@ -1,6 +1,6 @@
 """A reference chat client in Python, speaking the same protocol as the page's client.js: an outbox
-resent until acked (across reconnects), in order after a rate_limited pause, dedupe by id, catch-up by
-id on connect and on a gap."""
+resent until acked (across reconnects), in order after a rate_limited pause, at once after a
+server_error; dedupe by id, catch-up by id on connect and on a gap."""
 import collections
 import json
 import threading
@@ -17,6 +17,12 @@ RESEND = 3.0
 # A socket on which the server has said nothing for this long while a message waits for its ack is
 # dead (its interface host cut off: no close ever comes): drop it and reconnect (the README's contract).
 SILENCE = 10.0
+# server_error: the server failed on that message (a bug in the worker that took it, an outage) and
+# asks for it again after retry_after_ms (0: at once; another worker usually takes it). After this
+# many in a row for one message, each further try waits longer, doubling from FAILED_BACKOFF up to
+# RESEND, so a wholly broken pool is not hammered.
+FAILED_FREE = 3
+FAILED_BACKOFF = 0.1
 # A message resent on one socket for this long without an ack (and no rate_limited pause) means the
 # socket's way in is broken though frames still come out (a half-open path to a cut-off interface
 # host): reconnect too. Above a slow canary's worst (about 11 s in the fault suite).
@@ -49,6 +55,10 @@ class Chatter(object):
         self.acked_times = []   # when each ack arrived, for the recovery time after a fault
         self.heard = 0.0        # when the server last said anything on the current socket
         self.first_sent = {}    # client_id -> first transmission on the current socket
+        # client_id -> transmissions on the current socket not answered yet (an ack or an error
+        # answers each frame that ran): an answer to an older copy is stale and moves nothing.
+        self.unanswered = collections.Counter()
+        self.failures = {}      # client_id -> server_errors in a row
 
     # ---- connection ----------------------------------------------------------------------------
     def connect(self, timeout=10):
@@ -59,6 +69,7 @@ class Chatter(object):
             self.heard = time.time()
             self.transmitted.clear()  # nothing is in flight on a new socket
             self.first_sent.clear()
+            self.unanswered.clear()
         self.reader = threading.Thread(target=self._read, args=(ws,), daemon=True)
         self.reader.start()
         self.catch_up()
@@ -104,18 +115,34 @@ class Chatter(object):
                 if self.ws is ws:
                     self.ws = None
 
+    def _answers_latest(self, client_id):
+        """Count an answer to one of client_id's transmissions; True when it answers the latest."""
+        if self.unanswered[client_id] > 0:
+            self.unanswered[client_id] -= 1
+        return self.unanswered[client_id] == 0
+
     def _handle(self, frame):
         with self.lock:
             self.heard = time.time()
             if frame["type"] == "message":
                 self._see(frame)
             elif frame["type"] == "ack":
+                self._answers_latest(frame["client_id"])
                 self._acked(frame["client_id"], frame["id"])
             elif frame["type"] == "error":
                 self.errors.append(frame)
-                if frame["code"] == "rate_limited":
+                latest = frame.get("client_id") is None or self._answers_latest(frame["client_id"])
+                if frame["code"] == "rate_limited" and not latest:
+                    # A refusal of a copy sent before the last pause: the copies sent since answer
+                    # for it. Resending the window on each would multiply the frames in flight
+                    # (ten refusals, ten windows, a hundred refusals...) and overflow the socket's
+                    # wait channel on the server.
+                    self.first_sent.clear()  # the server answered: the socket works
+                elif frame["code"] == "rate_limited":
                     self.waiting_for = frame.get("waiting_for") or frame.get("client_id") or self.waiting_for
                     self._pause(frame["retry_after_ms"] / 1000.0)
+                elif frame["code"] == "server_error" and frame.get("client_id") in self.outbox:
+                    self._retry(frame["client_id"], frame.get("retry_after_ms", 0) / 1000.0)
                 elif frame.get("client_id") in self.outbox:  # refused for good: sending again won't help
                     self.rejected[frame["client_id"]] = frame["code"]
                     del self.outbox[frame["client_id"]]
@@ -131,6 +158,22 @@ class Chatter(object):
         timer.daemon = True
         timer.start()
 
+    def _retry(self, client_id, seconds):
+        """The README's duty on server_error: send that message again after retry_after_ms (at once
+        for 0), backing off only after FAILED_FREE failures of it in a row."""
+        failures = self.failures[client_id] = self.failures.get(client_id, 0) + 1
+        if failures > FAILED_FREE:
+            seconds = max(seconds, min(RESEND, FAILED_BACKOFF * 2 ** (failures - FAILED_FREE - 1)))
+        # Due `seconds` from now by flush's rule; the socket answered, so it is not stuck.
+        self.transmitted[client_id] = time.time() - RESEND - 0.001 + seconds
+        self.first_sent.pop(client_id, None)
+        if seconds <= 0:
+            self.flush()
+        else:
+            timer = threading.Timer(seconds, self.flush)
+            timer.daemon = True
+            timer.start()
+
     def _see(self, frame):
         if frame["id"] in self.seen:
             self.raw_duplicates += 1
@@ -145,6 +188,7 @@ class Chatter(object):
         if client_id in self.outbox:
             del self.outbox[client_id]
             self.transmitted.pop(client_id, None)
+            self.failures.pop(client_id, None)
             self.latencies.append(time.time() - self.sent_at[client_id])
             self.acked_times.append(time.time())
             self.acks[client_id] = message_id
@@ -163,6 +207,8 @@ class Chatter(object):
         ws = self.ws
         if ws is None:
             return
+        with self.lock:
+            self.unanswered[client_id] += 1
         try:
             ws.send(json.dumps({"type": "message", "text": text, "client_id": client_id}))
         except Exception:

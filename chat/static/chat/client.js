@@ -1,5 +1,5 @@
 /* The room page's client: WebSocket with reconnect and backoff, an outbox of unacked messages that
- * survives reconnects and reloads (resent in order after a rate_limited pause), catch-up by id,
+ * survives reconnects and reloads (resent in order after a rate_limited pause, at once after a server_error), catch-up by id,
  * presence, and a long-poll fallback. Every text goes into the page through textContent, never as HTML. */
 (function () {
   "use strict";
@@ -18,6 +18,12 @@
   // At most WINDOW messages in flight, oldest first, each sent again after RESEND ms without an
   // ack: a backlog after a long disconnect trickles out instead of flooding the server's queues.
   var WINDOW = 10, RESEND = 5000, STUCK = 20000;
+  // server_error: the server failed on that message (a bug in the worker that took it, an outage)
+  // and asks for it again after retry_after_ms (0: at once; another worker usually takes it). After
+  // FAILED_FREE in a row for one message, each try waits longer (doubling from FAILED_BACKOFF ms up
+  // to RESEND), so a wholly broken pool is not hammered.
+  var FAILED_FREE = 3, FAILED_BACKOFF = 100;
+  var failures = {};        // client_id -> server_errors in a row
   var ws = null, failures = 0, everOpen = false, mode = "ws", pingTimer = null, resendTimer = null, heard = 0;
   var pausedUntil = 0;      // after rate_limited: nothing is sent before this (ms since the epoch)
   var waitingFor = null;    // the refused message the server waits for: sent first when resuming
@@ -110,8 +116,22 @@
     setTimeout(flushOutbox, pausedUntil - Date.now());
   }
 
+  // server_error: send that message again after retry_after_ms, backing off only after FAILED_FREE
+  // failures of it in a row; the server answered, so the socket is not stuck.
+  function retry(frame) {
+    var clientId = frame.client_id;
+    if (!(clientId in outbox)) { return; }
+    var count = failures[clientId] = (failures[clientId] || 0) + 1;
+    var delay = frame.retry_after_ms || 0;
+    if (count > FAILED_FREE) { delay = Math.max(delay, Math.min(RESEND, FAILED_BACKOFF * Math.pow(2, count - FAILED_FREE - 1))); }
+    inFlight[clientId] = Date.now() - RESEND - 1 + delay;  // due in `delay` ms by flushOutbox's rule
+    delete firstSent[clientId];
+    if (delay > 0) { setTimeout(flushOutbox, delay); } else { flushOutbox(); }
+  }
+
   function acked(clientId) {
     if (clientId === waitingFor) { waitingFor = null; }
+    delete failures[clientId];
     if (clientId in outbox) { delete outbox[clientId]; delete inFlight[clientId]; save(); flushOutbox(); }
     var li = list.querySelector('li.pending[data-client-id="' + CSS.escape(clientId) + '"]');
     if (li) { li.parentNode.removeChild(li); }
@@ -177,6 +197,7 @@
       headers: {"X-CSRFToken": csrf()}
     }).then(function (r) { return r.json(); }).then(function (frame) {
       if (frame.type === "ack") { acked(frame.client_id); catchUp(); }
+      else if (frame.type === "error" && frame.code === "server_error" && frame.client_id) { retry(frame); }
       else if (frame.type === "error" && frame.client_id) { failed(frame.client_id, frame.detail); }
     }).catch(function () {});
   }
@@ -236,6 +257,7 @@
       else if (frame.type === "ack") { acked(frame.client_id); }
       else if (frame.type === "presence") { presence(frame); }
       else if (frame.type === "error" && frame.code === "rate_limited") { pause(frame); }
+      else if (frame.type === "error" && frame.code === "server_error" && frame.client_id) { retry(frame); }
       else if (frame.type === "error" && frame.client_id) { failed(frame.client_id, frame.detail); }
       else if (frame.type === "error") { setStatus("error: " + frame.detail, "error"); }
     };
