@@ -55,9 +55,11 @@ def ordered(func):
         try:
             message.channel_layer.send(wait_channel_name(message.reply_channel.name), message.content)
         except message.channel_layer.ChannelFull:
-            raise message.channel_layer.ChannelFull(
-                "Cannot park frame %d for socket %s: its wait channel is full" % (
-                    order, message.reply_channel.name))
+            # As if a worker had died holding it: the client resends what is not acked. One line,
+            # not a traceback per frame (a socket that floods its wait channel sends many).
+            logger.warning("Socket %s: frame %d dropped, its wait channel is full (the client resends it)",
+                           message.reply_channel.name, order)
+            return
         # Send the parked frames round again when the one awaited has finished meanwhile, or when
         # this frame is new (so a frame stuck behind a dead worker's gets to check its age).
         if parked_at is None or session.load().get(NEXT, 0) >= order:

@@ -74,3 +74,22 @@ class OrderingTests(ChannelTestCase):
         self.send(2, "second")
         self.run_all()
         self.assertEqual(self.stored(), ["second"])
+
+    def test_frame_finding_its_wait_channel_full_is_dropped(self):
+        """An early frame whose socket's wait channel is full is dropped with one warning (its client
+        resends it), not raised as a traceback; the frames after it still run."""
+        layer = self.client.channel_layer
+        real_send = layer.send
+
+        def send(channel, message):
+            if channel.startswith("__wait__"):
+                raise layer.ChannelFull()
+            return real_send(channel, message)
+
+        with mock.patch.object(layer, "send", side_effect=send), self.assertLogs("chat.ordering", "WARNING") as logs:
+            self.send(2, "second")
+            self.client.consume("websocket.receive")
+        self.assertIn("frame 2 dropped", logs.output[0])
+        self.send(1, "first")
+        self.run_all()
+        self.assertEqual(self.stored(), ["first"])
