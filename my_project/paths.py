@@ -27,6 +27,7 @@ class Paths(object):
         self.database = os.path.join(self.var, "db.sqlite3")  # the default database
         self.channel_sessions = os.path.join(self.var, "channel-sessions")
         self.supervisor_socket = os.path.join(self.run, "supervisor.sock")
+        self.inflight = os.path.join(self.run, "inflight")  # each worker's in-flight record (ops/inflight.py)
         self.gunicorn_socket = os.path.join(self.run, "gunicorn.sock")
         self.redis_conf = os.path.join(self.run, "redis.conf")
         self.redis_data = os.path.join(self.var, "redis")

@@ -30,6 +30,10 @@ PROGRAMS = (
     Program("workers-background", "worker", pool="background", clients=("layer", "database")),
     Program("workers-default", "worker", pool="default", clients=("layer", "database")),
     Program("delay", "worker", pool="default", clients=("layer", "database")),
+    # supervisord's event listener that sends a dead worker's message back (ops/inflight.py): one
+    # per host that runs the pool of the chat's frames, since each host's supervisord sees only its
+    # own processes.
+    Program("reclaim", "worker", pool="realtime", clients=("layer",)),
     Program("gunicorn", "web", clients=("layer", "database")),
     Program("nginx", "balancer", "nginx", "nginx-light"),
 )
@@ -53,6 +57,9 @@ def _runs_here(program, role):
     if program.pool is not None and program.pool not in settings.CHAT_POOLS:
         return False
     if program.name == "sentinel" and not sentinel_layout():
+        return False
+    if program.name == "reclaim" and settings.CHAT_LAYER == "rabbitmq":
+        # RabbitMQ gives a dead worker's unacknowledged message to another worker by itself.
         return False
     return not (program.name == "gunicorn" and settings.CHAT_TOPOLOGY == "asgi")
 

@@ -23,7 +23,10 @@ def names(started):
     return [program.name for program in started]
 
 
-ONE_MACHINE = ["daphne", "workers-realtime", "workers-background", "workers-default", "delay", "gunicorn", "nginx"]
+ONE_MACHINE = ["daphne", "workers-realtime", "workers-background", "workers-default", "delay", "reclaim",
+               "gunicorn", "nginx"]
+# RabbitMQ gives a dead worker's message to another worker itself: no reclaimer.
+ON_RABBITMQ = [name for name in ONE_MACHINE if name != "reclaim"]
 
 
 def test_one_machine_runs_everything_but_a_foreign_layer_server():
@@ -33,8 +36,8 @@ def test_one_machine_runs_everything_but_a_foreign_layer_server():
         assert names(programs.started_here()) == ONE_MACHINE
     with override_settings(CHAT_LAYER_SERVER="redis"):
         assert names(programs.started_here()) == ["redis"] + ONE_MACHINE
-    with override_settings(CHAT_LAYER_SERVER="rabbitmq"):
-        assert names(programs.started_here()) == ["epmd", "rabbitmq"] + ONE_MACHINE
+    with override_settings(CHAT_LAYER_SERVER="rabbitmq", CHAT_LAYER="rabbitmq"):
+        assert names(programs.started_here()) == ["epmd", "rabbitmq"] + ON_RABBITMQ
 
 
 def started_for(**variables):
@@ -60,15 +63,16 @@ def started_for(**variables):
 def test_the_layer_decides_which_server_runs(variables, server):
     """LAYER=rabbitmq runs the deployment's own broker (epmd, then RabbitMQ), but not with an
     AMQP_URL; the other layers never run one (Redis its own redis-server without a REDIS_URL)."""
-    assert started_for(**variables) == server + ONE_MACHINE
+    assert started_for(**variables) == server + (ON_RABBITMQ if variables["CHAT_LAYER"] == "rabbitmq" else ONE_MACHINE)
 
 
 def test_each_role_runs_its_own_programs():
-    """A cluster's host runs its role's programs only, a worker host its pools only."""
+    """A cluster's host runs its role's programs only, a worker host its pools only (and the
+    reclaimer where the realtime pool runs)."""
     expected = {
         "balancer": ["nginx"], "interface": ["daphne"], "web": ["gunicorn"], "database": ["postgres"],
         "redis": ["redis"],
-        "worker": ["workers-realtime", "workers-background", "workers-default", "delay"],
+        "worker": ["workers-realtime", "workers-background", "workers-default", "delay", "reclaim"],
     }
     for role, wanted in expected.items():
         for server in (None, "rabbitmq"):  # a broker of the deployment's own is one machine's only
@@ -93,7 +97,7 @@ def test_supervisord_is_told_what_to_start():
         env = environment({"PATH": "/usr/bin"})
     for program in programs.PROGRAMS:
         variable = programs.start_variable(program)
-        assert "[program:%s]" % program.name in text
+        assert "[program:%s]" % program.name in text or "[eventlistener:%s]" % program.name in text
         assert "autostart=%%(ENV_%s)s" % variable in text
         assert env[variable] == ("true" if program.name in ONE_MACHINE else "false")
 

@@ -2,16 +2,30 @@
 
 Overrides channels' runworker (ops comes before channels in INSTALLED_APPS); everything else,
 including SIGTERM handling, is channels' Worker unchanged; as it stops, the layer lets go of its
-connections (the RabbitMQ layer acknowledges the last message, finished by then).
+connections (the RabbitMQ layer acknowledges the last message, finished by then). Under supervisord,
+the message of a chat consumer is held in the process's in-flight record while it runs
+(ops/inflight.py), for the reclaimer to send back if the process dies.
 """
 import atexit
+import os
 
 from channels import DEFAULT_CHANNEL_LAYER, channel_layers
 from channels.management.commands import runworker
+from django.conf import settings
 
 from my_project.gcfreeze import freeze_startup
 from my_project.routing_include import lighten
+from ops import inflight, programs
 from ops.health import Counters
+
+
+def in_flight_record():
+    """This worker's in-flight record when a reclaimer watches this host's workers: run by
+    supervisord (which names the process) on a host that starts `reclaim`; else None."""
+    name = os.environ.get("SUPERVISOR_PROCESS_NAME")
+    if name is None or programs.named("reclaim") not in programs.started_here():
+        return None
+    return inflight.Record(settings.CHAT_PATHS.inflight, name)
 
 
 class Command(runworker.Command):
@@ -21,14 +35,23 @@ class Command(runworker.Command):
         counters = Counters()
         match = router.match
 
+        record = in_flight_record()
+
         def counted_match(message):
             found = match(message)
-            return None if found is None else (counters.instrument(found[0]), found[1])
+            if found is None:
+                return None
+            consumer = counters.instrument(found[0])
+            if record is not None and message.channel.name in inflight.RECLAIMABLE:
+                consumer = record.around(consumer)
+            return consumer, found[1]
         # Wrapping the router's match is the one seam channels' Worker offers around each consumer.
         router.match = counted_match
         counters.flush()
         counters.heartbeat()
         atexit.register(counters.forget)
+        if record is not None:
+            atexit.register(record.close)
         freeze_startup()
         try:
             super(Command, self).handle(*args, **options)
