@@ -38,3 +38,18 @@ class ModerateConsumerTests(ChannelTestCase):
         second.refresh_from_db()
         assert first.spam_score > 0 and second.spam_score == 0.0
         assert first.moderated_by and second.moderated_by
+
+    def test_jobs_queued_behind_are_scored_in_one_batch(self):
+        """Jobs waiting behind the one consumed are drained and scored with it (one UPDATE), each
+        with its own score."""
+        user = User.objects.create_user("erin", password="pw-erin-1234")
+        room = Room.objects.get(slug="lobby")
+        messages = [Message.post(room, user, "b%d" % n, text)[0]
+                    for n, text in enumerate(["hi", "BUY NOW http://x.example click here", "ok"])]
+        client = Client()
+        for message in messages[1:]:
+            client.send("background.moderate", {"message_id": message.pk, "text": message.text})
+        client.send_and_consume("background.moderate", {"message_id": messages[0].pk, "text": messages[0].text})
+        assert client.get_next_message("background.moderate") is None
+        scores = [Message.objects.get(pk=m.pk).spam_score for m in messages]
+        assert scores == [0.0, spam_score(messages[1].text), 0.0] and scores[1] > 0

@@ -131,12 +131,11 @@ class Chatter(object):
                 self._acked(frame["client_id"], frame["id"])
             elif frame["type"] == "error":
                 self.errors.append(frame)
-                latest = frame.get("client_id") is None or self._answers_latest(frame["client_id"])
-                if frame["code"] == "rate_limited" and not latest:
-                    # A refusal of a copy sent before the last pause: the copies sent since answer
-                    # for it. Resending the window on each would multiply the frames in flight
-                    # (ten refusals, ten windows, a hundred refusals...) and overflow the socket's
-                    # wait channel on the server.
+                if frame.get("client_id") is not None and not self._answers_latest(frame["client_id"]):
+                    # An answer to a copy sent before the latest one: the latest's answer decides.
+                    # Resending the window on each stale rate_limited would multiply the frames in
+                    # flight (ten refusals, ten windows, a hundred refusals...) until the socket's
+                    # wait channel on the server overflows.
                     self.first_sent.clear()  # the server answered: the socket works
                 elif frame["code"] == "rate_limited":
                     self.waiting_for = frame.get("waiting_for") or frame.get("client_id") or self.waiting_for

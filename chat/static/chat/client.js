@@ -23,7 +23,12 @@
   // FAILED_FREE in a row for one message, each try waits longer (doubling from FAILED_BACKOFF ms up
   // to RESEND), so a wholly broken pool is not hammered.
   var FAILED_FREE = 3, FAILED_BACKOFF = 100;
-  var failures = {};        // client_id -> server_errors in a row
+  var retries = {};         // client_id -> server_errors in a row
+  // client_id -> copies sent on this socket not answered yet (each frame that runs gets an ack or
+  // an error): an answer to an older copy is stale and moves nothing. Resending the window on
+  // every stale rate_limited would multiply the frames in flight (ten refusals, ten windows, a
+  // hundred refusals...) until the server's per-socket wait channel overflows.
+  var unanswered = {};
   var ws = null, failures = 0, everOpen = false, mode = "ws", pingTimer = null, resendTimer = null, heard = 0;
   var pausedUntil = 0;      // after rate_limited: nothing is sent before this (ms since the epoch)
   var waitingFor = null;    // the refused message the server waits for: sent first when resuming
@@ -121,7 +126,7 @@
   function retry(frame) {
     var clientId = frame.client_id;
     if (!(clientId in outbox)) { return; }
-    var count = failures[clientId] = (failures[clientId] || 0) + 1;
+    var count = retries[clientId] = (retries[clientId] || 0) + 1;
     var delay = frame.retry_after_ms || 0;
     if (count > FAILED_FREE) { delay = Math.max(delay, Math.min(RESEND, FAILED_BACKOFF * Math.pow(2, count - FAILED_FREE - 1))); }
     inFlight[clientId] = Date.now() - RESEND - 1 + delay;  // due in `delay` ms by flushOutbox's rule
@@ -129,9 +134,15 @@
     if (delay > 0) { setTimeout(flushOutbox, delay); } else { flushOutbox(); }
   }
 
+  // Count an answer to one of clientId's copies on this socket; true when it answers the latest.
+  function answersLatest(clientId) {
+    if (unanswered[clientId] > 0) { unanswered[clientId] -= 1; }
+    return !unanswered[clientId];
+  }
+
   function acked(clientId) {
     if (clientId === waitingFor) { waitingFor = null; }
-    delete failures[clientId];
+    delete retries[clientId];
     if (clientId in outbox) { delete outbox[clientId]; delete inFlight[clientId]; save(); flushOutbox(); }
     var li = list.querySelector('li.pending[data-client-id="' + CSS.escape(clientId) + '"]');
     if (li) { li.parentNode.removeChild(li); }
@@ -187,6 +198,7 @@
   function transmit(clientId, text) {
     if (mode === "ws") {
       if (ws && ws.readyState === WebSocket.OPEN) {
+        unanswered[clientId] = (unanswered[clientId] || 0) + 1;
         ws.send(JSON.stringify({type: "message", text: text, client_id: clientId}));
       }
       return;
@@ -234,6 +246,7 @@
     ws.onopen = function () {
       inFlight = {};  // nothing is in flight on a new socket
       firstSent = {};
+      unanswered = {};
       failures = 0;
       everOpen = true;
       setStatus("online", "online");
@@ -254,8 +267,9 @@
       heard = Date.now();
       var frame = JSON.parse(event.data);
       if (frame.type === "message") { render(frame); }
-      else if (frame.type === "ack") { acked(frame.client_id); }
+      else if (frame.type === "ack") { answersLatest(frame.client_id); acked(frame.client_id); }
       else if (frame.type === "presence") { presence(frame); }
+      else if (frame.type === "error" && frame.client_id && !answersLatest(frame.client_id)) { firstSent = {}; }
       else if (frame.type === "error" && frame.code === "rate_limited") { pause(frame); }
       else if (frame.type === "error" && frame.code === "server_error" && frame.client_id) { retry(frame); }
       else if (frame.type === "error" && frame.client_id) { failed(frame.client_id, frame.detail); }
