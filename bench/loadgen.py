@@ -6,6 +6,7 @@ Each subcommand drives the site through nginx and prints one JSON object on stdo
 import argparse
 import asyncio
 import json
+import random
 import sys
 import time
 import uuid
@@ -233,9 +234,193 @@ async def hold(args):
     return {"opened": len(sockets), "refused": refused, "alive_at_end": alive}
 
 
+def backoff(failures):
+    """Seconds before reconnect attempt number `failures` (from 1): the room page's own rule
+    (chat/static/chat/client.js), exponential from 0.5 s up to 10 s with jitter (half to all of it)."""
+    return min(10.0, 0.5 * 2 ** (failures - 1)) * (0.5 + random.random() / 2)
+
+
+class Member(object):
+    """One socket of a `sockets` process: reads every frame (aiohttp answers daphne's pings only
+    while someone reads), notes when each broadcast arrives, and once `reconnect` is on comes back
+    after the page's backoff whenever its socket closes."""
+
+    def __init__(self, crowd, index):
+        self.crowd, self.index = crowd, index
+        self.ws, self.session = None, None
+
+    async def open(self):
+        """One handshake; the failure's kind ("503", another status, or the exception's name) or None."""
+        crowd = self.crowd
+        if self.session is None:
+            self.session = aiohttp.ClientSession(
+                connector=crowd.connector, connector_owner=False, cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=aiohttp.ClientTimeout(total=60))
+        headers = {"Cookie": "sessionid=%s" % crowd.cookies[self.index % len(crowd.cookies)]} \
+            if crowd.cookies[0] else None
+        try:
+            self.ws = await self.session.ws_connect(crowd.ws_url, origin=crowd.url, headers=headers,
+                                                    max_msg_size=0, autoping=True)
+        except aiohttp.WSServerHandshakeError as exc:
+            return str(exc.status)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            return type(exc).__name__
+        return None
+
+    async def read(self):
+        """Read until the socket closes; then, if reconnecting, come back (counted)."""
+        crowd = self.crowd
+        while True:
+            msg = await self.ws.receive()
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                if crowd.marker in msg.data:
+                    frame = json.loads(msg.data)
+                    arrived = crowd.arrivals.setdefault(frame.get("text"), [])
+                    arrived.append(time.monotonic())
+                    waiter = crowd.waiters.get(frame.get("text"))
+                    if waiter is not None and len(arrived) >= crowd.open and not waiter.done():
+                        waiter.set_result(None)
+                continue
+            if msg.type in (aiohttp.WSMsgType.PING, aiohttp.WSMsgType.PONG):
+                continue
+            break  # closed, closing or an error
+        crowd.open -= 1
+        crowd.closes += 1
+        crowd.closed_at.append(time.monotonic())
+        if not crowd.reconnect or crowd.quitting:
+            return
+        failures = 0
+        while not crowd.quitting:
+            failures += 1
+            await asyncio.sleep(backoff(failures))
+            failed = await self.open()
+            if failed is None:
+                break
+            crowd.reconnect_failures[failed] = crowd.reconnect_failures.get(failed, 0) + 1
+        else:
+            return
+        crowd.open += 1
+        crowd.back_at.append(time.monotonic())
+        await self.read()
+
+
+class Crowd(object):
+    """The sockets of one `sockets` process, all in one room, from one loopback source address."""
+
+    marker = '"text": "bcast-'  # only broadcast frames are parsed (presence and acks are skipped)
+
+    def __init__(self, args):
+        self.url = args.url
+        self.ws_url = args.url.replace("http", "ws", 1) + "/ws/rooms/%s/" % args.room
+        self.cookies = [u["cookie"] for u in json.load(open(args.users))]
+        # One connector for every socket, bound to this process's source address: one address has
+        # ~28,000 ephemeral ports towards one server; limit=0: no pool ceiling for the sockets.
+        self.connector = aiohttp.TCPConnector(limit=0, local_addr=(args.source, 0) if args.source else None,
+                                              force_close=True)
+        self.members = [Member(self, i) for i in range(args.members)]
+        self.open, self.closes, self.reconnect, self.quitting = 0, 0, False, False
+        self.arrivals, self.waiters = {}, {}
+        self.closed_at, self.back_at, self.reconnect_failures = [], [], {}
+        self.readers = []
+
+    async def open_all(self, concurrency):
+        """Open every member's socket, `concurrency` handshakes at a time; what happened."""
+        gate, failures, took = asyncio.Semaphore(concurrency), {}, []
+
+        async def one(member):
+            async with gate:
+                started = time.monotonic()
+                failed = await member.open()
+                took.append(time.monotonic() - started)
+            if failed:
+                failures[failed] = failures.get(failed, 0) + 1
+                return
+            self.open += 1
+            self.readers.append(asyncio.ensure_future(member.read()))
+        started = time.monotonic()
+        await asyncio.gather(*[one(m) for m in self.members])
+        took.sort()
+        return {"event": "opened", "accepted": self.open, "failures": failures, "started": started,
+                "finished": time.monotonic(),
+                "handshake_p50_ms": 1000 * took[len(took) // 2] if took else None,
+                "handshake_max_ms": 1000 * took[-1] if took else None}
+
+    async def command(self, line):
+        """Answer one line of the orchestrator's: a JSON object for its stdout."""
+        words = line.split()
+        if words[0] == "send":  # a broadcast from this process's first open socket
+            for member in self.members:
+                if member.ws is not None and not member.ws.closed:
+                    await member.ws.send_str(json.dumps({"type": "message", "text": words[1],
+                                                         "client_id": uuid.uuid4().hex}))
+                    return {"event": "sent", "at": time.monotonic()}
+            return {"event": "sent", "at": None}
+        if words[0] == "wait":  # until every open socket has the broadcast, or the timeout
+            text, timeout = words[1], float(words[2])
+            waiter = self.waiters[text] = asyncio.get_running_loop().create_future()
+            if len(self.arrivals.get(text, ())) >= self.open:
+                waiter.set_result(None)
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            except asyncio.TimeoutError:
+                pass
+            got = self.arrivals.pop(text, [])
+            return {"event": "arrived", "count": len(got), "expected": self.open,
+                    "last": max(got) if got else None}
+        if words[0] == "reconnect":
+            self.reconnect = True
+            return {"event": "reconnecting"}
+        if words[0] == "status":
+            return {"event": "status", "open": self.open, "closes": self.closes,
+                    "last_closed": max(self.closed_at) if self.closed_at else None,
+                    "last_back": max(self.back_at) if self.back_at else None, "back": len(self.back_at),
+                    "reconnect_failures": self.reconnect_failures}
+        raise ValueError("unknown command %r" % line)
+
+    async def close(self):
+        self.quitting = True
+        for member in self.members:
+            if member.ws is not None:
+                await member.ws.close()
+            if member.session is not None:
+                await member.session.close()
+        for reader in self.readers:
+            reader.cancel()
+        await self.connector.close()
+
+
+async def sockets(args):
+    """One process of the `sockets` scenario (bench/run.py starts several): open `members` sockets
+    to one room as fast as `concurrency` allows and say how that went, then obey the orchestrator's
+    lines on stdin (send TEXT, wait TEXT SECONDS, reconnect, status, quit), one JSON line each."""
+    crowd = Crowd(args)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    def say(obj):
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+    say(await crowd.open_all(args.concurrency))
+    pending = set()
+    while True:
+        line = (await reader.readline()).decode().strip()
+        if not line or line == "quit":
+            break
+
+        async def answer(line=line):
+            say(await crowd.command(line))
+        task = asyncio.ensure_future(answer())  # a wait must not hold up the next line (a send)
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    await crowd.close()
+    return {"event": "done", "open": crowd.open, "closes": crowd.closes}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("scenario", choices=["echo", "chat", "fanout", "http", "longpoll", "burn", "hold"])
+    parser.add_argument("scenario", choices=["echo", "chat", "fanout", "http", "longpoll", "burn", "hold",
+                                             "sockets"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--users", help="JSON file: [{cookie, room}, ...]")
     parser.add_argument("--room")
@@ -250,6 +435,8 @@ def main():
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--ms", type=int, default=5)
     parser.add_argument("--interval", type=float, default=0.0, help="chat: pause between a client's messages")
+    parser.add_argument("--source", help="sockets: the loopback address the sockets are opened from")
+    parser.add_argument("--concurrency", type=int, default=100, help="sockets: handshakes at once")
     args = parser.parse_args()
     result = asyncio.run(globals()[args.scenario](args))
     json.dump(result, sys.stdout)

@@ -43,6 +43,8 @@ def latency_plot(data, scenario, filename, title):
 
 
 def scaling_plot(data, filename):
+    if not [r for r in data["results"] if r["scenario"].startswith(("chat, 100 clients", "cpu-heavy"))]:
+        return None  # a run without these scenarios (e.g. sockets alone) leaves the plot as it is
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for layer in ("redis", "ipc"):
         for scenario, style in (("chat, 100 clients", "-o"), ("cpu-heavy", "--s")):
@@ -109,7 +111,7 @@ def table(data):
     lines = ["| configuration | scenario | p50 ms | p99 ms | rate | errors / missed |",
              "| --- | --- | ---: | ---: | ---: | ---: |"]
     for r in data["results"]:
-        if "rss_mb" in r or "ratio" in r or "probe_ms" in r or r["scenario"].startswith("soak"):
+        if "rss_mb" in r or "ratio" in r or "probe_ms" in r or r["scenario"].startswith(("soak", "sockets")):
             continue
         s = r.get("summary", {})
         if "failed" in r:
@@ -156,7 +158,88 @@ def table(data):
                 r["config"], r["scenario"], r["messages_per_second"], r["summary"]["p50"],
                 r["summary"]["p99"], r["errors"], ", ".join(
                     "%s %+.1f" % (name, 10 * slope) for name, slope in sorted(r["slope_mb_per_min"].items()))))
+    lines += sockets_table(data)
     return "\n".join(lines)
+
+
+def sockets_rows(data):
+    """{config: {"open": row, "rss": row, "broadcast": row, "storm": row}} of the sockets scenario."""
+    found = {}
+    for r in rows(data, "sockets"):
+        kind = r["scenario"].split(": ", 1)[1].split()[0]  # open, RSS, broadcast, reconnect
+        found.setdefault(r["config"], {})[kind] = r
+    return found
+
+
+def sockets_table(data):
+    """Issue 16's targets 3 and 4, one row per configuration (the deployment and the peer)."""
+    found = sockets_rows(data)
+    if not found:
+        return []
+    lines = ["", "| configuration | accepted / opened | refused | seconds to open all | broadcast to all, "
+             "last member p50 (5) ms | missed | RSS per idle socket KiB | reconnect storm |",
+             "| --- | ---: | --- | ---: | ---: | ---: | --- | --- |"]
+    for config, kinds in found.items():
+        opened, rss, cast, storm = (kinds.get(k, {}) for k in ("open", "RSS", "broadcast", "reconnect"))
+        delivered = [v for v in cast.get("samples", []) if v is not None]
+        storm_text = "-"
+        if storm:
+            storm_text = ("victim held %d; %d of %d back in %s s; client closes %d; other daphne's sockets %s "
+                          "at lowest (of %s); broadcast after: %s ms, missed %d" % (
+                              storm["victim_sockets"], storm["open_after"], storm["open_before"],
+                              "%.1f" % storm["seconds_to_all_back"] if storm["seconds_to_all_back"] else "-",
+                              storm["client_closes"], storm["survivor_sockets_lowest"],
+                              storm["survivor_sockets_before"],
+                              "%.0f" % storm["broadcast_after_ms"] if storm.get("broadcast_after_ms") else "-",
+                              storm["missed_after"]))
+        lines.append("| %s | %s / %s | %s | %s | %s | %s | %s | %s |" % (
+            config, opened.get("accepted", "-"), opened.get("members", "-"),
+            ", ".join("%s: %d" % item for item in sorted(opened.get("failures", {}).items())) or "none",
+            "%.1f" % opened["seconds"] if "seconds" in opened else "-",
+            "%.0f (%s)" % (statistics.median(delivered), " ".join("%.0f" % v for v in delivered))
+            if delivered else "-",
+            cast.get("missed", "-"),
+            "%.1f (%s)" % (rss["kib_per_socket"], ", ".join(
+                "%s %.1f" % item for item in sorted(rss["kib_by_group"].items()))) if rss else "-",
+            storm_text))
+    return lines
+
+
+def sockets_plot(data, filename):
+    """The sockets scenario: the 5 broadcasts' time to the last member, and RSS per idle socket by
+    process kind, for the deployment and the peer."""
+    found = sockets_rows(data)
+    if not found:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5))
+    configs = sorted(found)
+    for x, config in enumerate(configs):
+        cast = found[config].get("broadcast", {})
+        delivered = [v / 1000.0 for v in cast.get("samples", []) if v is not None]
+        left.plot([x] * len(delivered), delivered, "o", alpha=0.7)
+        if delivered:
+            left.plot([x - 0.2, x + 0.2], [statistics.median(delivered)] * 2, "k-")
+        bottom = 0.0
+        for group, kib in sorted(found[config].get("RSS", {}).get("kib_by_group", {}).items()):
+            right.bar(x, kib, bottom=bottom, label=group if x == 0 or group not in
+                      found[configs[0]].get("RSS", {}).get("kib_by_group", {}) else None)
+            bottom += kib
+    members = max((r.get("accepted", 0) for kinds in found.values() for r in [kinds.get("open", {})]), default=0)
+    left.axhline(1.5, color="red", linestyle="--", label="target 1.5 s")
+    left.set_title("Broadcast to all %d: time to the last member" % members)
+    left.set_ylabel("seconds")
+    right.axhline(25, color="red", linestyle="--", label="target 25 KiB")
+    right.set_title("RSS per idle socket (nginx + daphne)")
+    right.set_ylabel("KiB")
+    for ax in (left, right):
+        ax.set_xticks(range(len(configs)))
+        ax.set_xticklabels([c.split("/")[0] if c.startswith("peer") else c for c in configs], fontsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(HERE, filename), dpi=90)
+    plt.close(fig)
+    return filename
 
 
 def page_ratios(data):
@@ -225,7 +308,8 @@ def main():
              latency_plot(data, "chat round trip", "chat-latency.png", "Chat round trip (1 client), CDF"),
              scaling_plot(data, "throughput-workers.png"),
              soak_plot(data, "memory-soak.png"),
-             layers_plot(data, "layers.png")]
+             layers_plot(data, "layers.png"),
+             sockets_plot(data, "sockets.png")]
     print(table(data))
     print()
     for layer, figures in sorted(layer_medians(data).items()):

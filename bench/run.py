@@ -5,16 +5,20 @@ Runs in the project's virtualenv as `python -m bench.run` (it starts deployments
 harness); the load generator runs in bench/venv on a modern Python.
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
 import platform
+import queue
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -86,16 +90,109 @@ def cpu_per_unit(pids, before, count):
     return {group: 1000.0 * seconds / max(1, count) for group, seconds in spent.items() if seconds > 0}
 
 
+def open_files(pid):
+    """Descriptors a process holds (0 if it is gone): a daphne's sockets, less its baseline."""
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return 0
+
+
 def rss_mb(pid):
     """Resident memory of a process, MiB."""
     with open("/proc/%d/status" % pid) as status:
         return int(re.search(r"VmRSS:\s+(\d+)", status.read()).group(1)) / 1024.0
 
 
+# Sockets per load generator process: below the 20,000 descriptors a process may hold, with room.
+SOCKETS_PER_PROCESS = 9000
+
+
+class Crowd(object):
+    """The `sockets` scenario's load generator processes: `members` sockets to one room spread over
+    enough processes (SOCKETS_PER_PROCESS each) and loopback source addresses (127.0.0.2, .3, ...:
+    one address has ~28,000 ephemeral ports towards one server), each driven by lines on its stdin
+    and answering in JSON lines, read by a thread per process."""
+
+    def __init__(self, workdir, url, users, room, members, concurrency):
+        count = max(1, -(-members // SOCKETS_PER_PROCESS))
+        self.procs, self.queues = [], []
+        self.err_path = os.path.join(workdir, "crowd-%s.err" % uuid.uuid4().hex[:6])
+        with open(self.err_path, "w") as err:
+            for i in range(count):
+                share = members // count + (1 if i < members % count else 0)
+                proc = subprocess.Popen(
+                    LOADGEN + ["sockets", "--url", url, "--users", users, "--room", room, "--members", str(share),
+                               "--source", "127.0.0.%d" % (2 + i), "--concurrency", str(max(1, concurrency // count))],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, universal_newlines=True, bufsize=1)
+                lines = queue.Queue()
+                threading.Thread(target=self._pump, args=(proc, lines), daemon=True).start()
+                self.procs.append(proc)
+                self.queues.append(lines)
+
+    @staticmethod
+    def _pump(proc, lines):
+        for line in proc.stdout:
+            lines.put(json.loads(line))
+        lines.put(None)  # the process is gone
+
+    def event(self, index, name, timeout):
+        """The next line of process `index` that is event `name` (others are dropped)."""
+        deadline = time.time() + timeout
+        while True:
+            try:
+                line = self.queues[index].get(timeout=max(0.01, deadline - time.time()))
+            except queue.Empty:
+                raise RuntimeError("the load generator gave no %r within %d s" % (name, timeout))
+            if line is None:
+                with open(self.err_path) as err:
+                    raise RuntimeError("a load generator exited: %s" % err.read()[-1500:])
+            if line.get("event") == name:
+                return line
+
+    def tell(self, line, indexes=None):
+        for index in range(len(self.procs)) if indexes is None else indexes:
+            self.procs[index].stdin.write(line + "\n")
+            self.procs[index].stdin.flush()
+
+    def ask(self, line, name, timeout=60):
+        """Every process's answer to a line."""
+        self.tell(line)
+        return [self.event(i, name, timeout) for i in range(len(self.procs))]
+
+    def broadcast(self, timeout):
+        """One chat message sent from a socket of the first process: (ms from the send until the
+        last member had it, members that did not have it within `timeout` s)."""
+        text = "bcast-%s" % uuid.uuid4().hex[:12]
+        self.tell("wait %s %d" % (text, timeout))
+        time.sleep(0.2)  # every process is waiting before the send
+        self.tell("send %s" % text, [0])
+        sent = self.event(0, "sent", 30)["at"]
+        arrived = [self.event(i, "arrived", timeout + 30) for i in range(len(self.procs))]
+        missed = sum(a["expected"] - a["count"] for a in arrived)
+        lasts = [a["last"] for a in arrived if a["last"] is not None]
+        return (1000.0 * (max(lasts) - sent) if lasts and sent is not None else None), missed
+
+    def close(self):
+        for proc in self.procs:
+            try:
+                proc.stdin.write("quit\n")
+                proc.stdin.flush()
+            except OSError:
+                pass
+        for proc in self.procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 class Bench(object):
-    def __init__(self, quick, soak_seconds=600):
+    def __init__(self, quick, soak_seconds=600, socket_count=None):
         self.quick = quick
         self.soak_seconds = soak_seconds
+        self.socket_count = socket_count or (2000 if quick else 20000)
         self.results = []
         self.workdir = tempfile.mkdtemp(prefix="chat-bench-")
 
@@ -207,6 +304,8 @@ class Bench(object):
                 self.attempt(config, "pages", lambda: self.pages(site, config))
             if "memory" in scenarios:
                 self.memory(site, config)
+            if "sockets" in scenarios:
+                self.attempt(config, "sockets", lambda: self.sockets(site, config))
         finally:
             site.close()
 
@@ -342,6 +441,133 @@ class Bench(object):
             finally:
                 site.close()
 
+    def sockets(self, site, config):
+        """Issue 16's targets 3 and 4 on the deployment: socket_count sockets in one room (open, a
+        broadcast to all, memory per socket), then one daphne killed under them (the reconnect storm)."""
+        users = self.users(site, 10, rooms=False)
+        room = "crowd-%s" % uuid.uuid4().hex[:8]
+        site.shell("from chat.models import Room; Room.objects.create(slug=%r, name=%r)" % (room, room))
+        self.crowd(config, site.url, users, room, lambda: process_pids(site), storm=True, timeout=30)
+
+    def crowd(self, config, url, users, room, pids_of, storm, timeout):
+        """Open socket_count sockets to a room (hundreds of handshakes at once) and record: how many
+        were accepted, how fast, what failed; RSS per socket summed over held_by()'s processes
+        (pids_of(): [(group, pid)] of every process; the nginx and daphne ones count), and the CPU
+        each group spent per accepted handshake; 5 broadcasts to every member; with `storm`, the
+        daphne holding the most sockets SIGKILLed (supervisord restarts it) while every client comes
+        back with the page's backoff: how long until all are back, and whether any socket of the
+        other daphne closed (the clients count every close; the survivor's descriptors are sampled)."""
+        members = self.socket_count
+        every = pids_of()
+        held = [(group, pid) for group, pid in every if group in ("nginx", "daphne")]
+        cpu_before = {pid: cpu_seconds(pid) for _, pid in every}
+        rss_before = {pid: rss_mb(pid) for _, pid in held}
+        daphnes = [pid for group, pid in held if group == "daphne"]
+        fds_before = {pid: open_files(pid) for pid in daphnes}
+        progress("  %-28s opening %d sockets" % (config, members))
+        crowd = Crowd(self.workdir, url, users, room, members, concurrency=400)
+        try:
+            opened = [crowd.event(i, "opened", 1800) for i in range(len(crowd.procs))]
+            accepted = sum(o["accepted"] for o in opened)
+            failures = {}
+            for o in opened:
+                for kind, count in o["failures"].items():
+                    failures[kind] = failures.get(kind, 0) + count
+            seconds = max(o["finished"] for o in opened) - min(o["started"] for o in opened)
+            cpu = cpu_per_unit(every, cpu_before, accepted)
+            self.results.append({"config": config, "scenario": "sockets: open %d" % members, "members": members,
+                                 "cpu_ms_per_handshake": cpu,
+                                 "accepted": accepted, "failures": failures, "seconds": seconds,
+                                 "processes": len(crowd.procs),
+                                 "handshake_p50_ms": statistics.median(o["handshake_p50_ms"] for o in opened),
+                                 "handshake_max_ms": max(o["handshake_max_ms"] for o in opened)})
+            progress("  %-28s sockets: %d of %d accepted in %.1f s (%.0f/s), failures %s; CPU ms per "
+                     "handshake: %s" % (config, accepted, members, seconds, accepted / max(seconds, 0.001),
+                                        failures or "none", ", ".join("%s %.2f" % item for item in sorted(
+                                            cpu.items(), key=lambda item: -item[1]))))
+            time.sleep(5)  # settled: handshakes' buffers returned
+            rss_after = {pid: rss_mb(pid) for _, pid in held}
+            per_group = {}
+            for group, pid in held:
+                per_group[group] = per_group.get(group, 0.0) + rss_after[pid] - rss_before[pid]
+            kib = {group: 1024.0 * mb / max(1, accepted) for group, mb in per_group.items()}
+            sockets_per_daphne = {str(pid): open_files(pid) - fds_before[pid] for pid in daphnes}
+            self.results.append({"config": config, "scenario": "sockets: RSS per idle socket",
+                                 "kib_per_socket": sum(kib.values()), "kib_by_group": kib,
+                                 "rss_before_mb": sum(rss_before.values()), "rss_after_mb": sum(rss_after.values()),
+                                 "sockets": accepted, "sockets_per_daphne": sockets_per_daphne})
+            progress("  %-28s RSS per idle socket %.1f KiB (%s); sockets per daphne %s" % (
+                config, sum(kib.values()), ", ".join("%s %.1f" % item for item in sorted(kib.items())),
+                sorted(sockets_per_daphne.values())))
+            delivered, missed = [], 0
+            for _ in range(5):
+                ms, lost = crowd.broadcast(timeout)
+                delivered.append(ms)
+                missed += lost
+                time.sleep(1)
+            self.record(config, "sockets: broadcast to %d" % accepted,
+                        {"last_delivery_ms": delivered, "missed": missed})
+            if storm and len(daphnes) > 1:
+                self.storm(config, crowd, daphnes, fds_before, timeout)
+        finally:
+            crowd.close()
+
+    def storm(self, config, crowd, daphnes, fds_before, timeout):
+        """SIGKILL the daphne holding the most sockets; every client reconnects with the page's
+        backoff and jitter. Time from the kill until every socket is open again; closes the
+        clients saw (all the victim's, none of the other daphnes'); then a broadcast to all."""
+        held = {pid: open_files(pid) - fds_before[pid] for pid in daphnes}
+        victim = max(held, key=held.get)
+        survivors = [pid for pid in daphnes if pid != victim]
+        lowest = {pid: held[pid] for pid in survivors}
+        open_before = sum(s["open"] for s in crowd.ask("status", "status"))
+        crowd.ask("reconnect", "reconnecting")
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        progress("  %-28s killed daphne %d holding %d sockets (the others hold %s)" % (
+            config, victim, held[victim], [held[pid] for pid in survivors]))
+        status = []
+        while time.monotonic() < killed_at + 180:
+            time.sleep(0.5)
+            for pid in survivors:
+                lowest[pid] = min(lowest[pid], open_files(pid) - fds_before[pid])
+            status = crowd.ask("status", "status")
+            if sum(s["closes"] for s in status) and sum(s["open"] for s in status) >= open_before:
+                break
+        back = [s["last_back"] for s in status if s["last_back"] is not None]
+        closes = sum(s["closes"] for s in status)
+        failures = {}
+        for s in status:
+            for kind, count in s["reconnect_failures"].items():
+                failures[kind] = failures.get(kind, 0) + count
+        row = {"config": config, "scenario": "sockets: reconnect storm", "victim_sockets": held[victim],
+               "open_before": open_before, "open_after": sum(s["open"] for s in status),
+               "seconds_to_all_back": (max(back) - killed_at) if back else None,
+               "client_closes": closes, "other_closes": closes - held[victim],
+               "survivor_sockets_before": [held[pid] for pid in survivors],
+               "survivor_sockets_lowest": [lowest[pid] for pid in survivors],
+               "reconnect_failures": failures}
+        time.sleep(2)
+        ms, missed = crowd.broadcast(timeout)
+        row.update(broadcast_after_ms=ms, missed_after=missed)
+        self.results.append(row)
+        progress("  %-28s storm: %d of %d back in %s s; closes %d (victim held %d); survivor lowest %s of %s; "
+                 "retries %s; broadcast after: %s ms, missed %d" % (
+                     config, row["open_after"], open_before,
+                     "%.1f" % row["seconds_to_all_back"] if back else "-", closes, held[victim],
+                     row["survivor_sockets_lowest"], row["survivor_sockets_before"], failures or "none",
+                     "%.0f" % ms if ms is not None else "-", missed))
+
+    def peer_sockets(self):
+        """The same sockets, open and broadcast on the peer: one daphne 4 process (no storm: it has
+        no second process to stay up), its RSS per socket."""
+        config = "peer: channels4/redis"
+        with self.peer_daphne(config) as (site, daphne):
+            if site is not None:
+                self.attempt(config, "sockets", lambda: self.crowd(
+                    config, site.url, self.peer_users(1), "crowd-%s" % uuid.uuid4().hex[:8],
+                    lambda: [("daphne", daphne.pid)], storm=False, timeout=120))
+
     def fanout(self, site, config, members):
         users = self.users(site, 10, rooms=False)
         room = "fan-%s" % uuid.uuid4().hex[:8]
@@ -438,8 +664,26 @@ class Bench(object):
         """The same echo and chat on Channels 4 + daphne 4 + channels_redis (consumers in daphne's
         process), on its own Redis and SQLite (WAL). Straight to daphne on TCP: no nginx in front."""
         config = "peer: channels4/redis"
+        with self.peer_daphne(config) as (site, daphne):
+            if site is None:
+                return
+            self.round_trips(site, config, scenarios, self.peer_users)
+            if "chat100" in scenarios:
+                self.attempt(config, "chat, 100 clients/100 rooms", lambda: self.record(
+                    config, "chat, 100 clients/100 rooms",
+                    self.loadgen(site, "chat", "--users", self.peer_users(100), "--duration",
+                                 5 if self.quick else 15, "--warmup", 2)))
+            if "memory" in scenarios:
+                self.results.append({"config": config, "scenario": "RSS daphne (consumers in it)",
+                                     "rss_mb": rss_mb(daphne.pid)})
+
+    @contextlib.contextmanager
+    def peer_daphne(self, config):
+        """The peer's daphne 4 on a free port with its own Redis and SQLite: (site, process), or
+        (None, None) without bench/peer-venv."""
         if not os.path.exists(PEER_PYTHON):
             progress("%s: skipped (no bench/peer-venv: it needs python3 >= 3.10)" % config)
+            yield None, None
             return
         self.probe(config)
         progress("%s: starting daphne 4" % config)
@@ -456,20 +700,15 @@ class Bench(object):
                 cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                 stderr=open(os.path.join(self.workdir, "peer-daphne.log"), "w"))
             wait_for(lambda: port_open(port), 30, "the peer's daphne on %d" % port)
-            site = type("PeerSite", (), {"url": "http://127.0.0.1:%d" % port})()
-            self.round_trips(site, config, scenarios, self.peer_users)
-            if "chat100" in scenarios:
-                self.attempt(config, "chat, 100 clients/100 rooms", lambda: self.record(
-                    config, "chat, 100 clients/100 rooms",
-                    self.loadgen(site, "chat", "--users", self.peer_users(100), "--duration",
-                                 5 if self.quick else 15, "--warmup", 2)))
-            if "memory" in scenarios:
-                self.results.append({"config": config, "scenario": "RSS daphne (consumers in it)",
-                                     "rss_mb": rss_mb(daphne.pid)})
+            yield type("PeerSite", (), {"url": "http://127.0.0.1:%d" % port})(), daphne
         finally:
             if daphne is not None:
                 daphne.terminate()
-                daphne.wait(10)
+                try:
+                    daphne.wait(10)
+                except subprocess.TimeoutExpired:  # still closing thousands of sockets
+                    daphne.kill()
+                    daphne.wait()
                 with open(os.path.join(self.workdir, "peer-daphne.log")) as log:
                     errors = [line for line in log if "Error" in line]
                 if errors:
@@ -496,6 +735,8 @@ class Bench(object):
         # Memory on fresh deployments of the tuned configurations: idle, 1000 sockets, the soak.
         plan.append(("redis", "tuned", 2, ["memory"]))
         plan.append(("ipc", "tuned", 2, ["memory"]))
+        # Issue 16's 20,000 sockets in one room, then the peer with the same crowd (sockets()).
+        plan.append(("redis", "tuned", 2, ["sockets"]))
         if not only or only in "peer":
             self.peer([s for s in ("echo", "chat1", "chat100", "memory") if not keep or s in keep])
         if (not only or only in "shapes") and (not keep or "shapes" in keep):
@@ -523,6 +764,8 @@ class Bench(object):
                 scenarios = [s for s in scenarios if s in keep]
             if scenarios:
                 self.configuration(layer, flavor, workers, scenarios)
+                if "sockets" in scenarios:  # side by side: the peer right after, the same crowd
+                    self.peer_sockets()
 
 
 def main():
@@ -530,9 +773,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the bench)")
     parser.add_argument("--only", help="run the configurations whose name contains this, e.g. redis/tuned")
     parser.add_argument("--soak", type=int, default=600, help="seconds of the memory soak (default 600)")
-    parser.add_argument("--scenarios", help="comma-separated subset, e.g. echo,chat1 (default: all)")
+    parser.add_argument("--scenarios", help="comma-separated subset, e.g. echo,chat1,sockets (default: all)")
+    parser.add_argument("--sockets", type=int,
+                        help="sockets in the sockets scenario (default 20000; 2000 with --quick)")
     args = parser.parse_args()
-    bench = Bench(args.quick, args.soak)
+    bench = Bench(args.quick, args.soak, args.sockets)
     started = time.time()
     try:
         bench.run(args.only, args.scenarios.split(",") if args.scenarios else None)

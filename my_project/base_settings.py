@@ -80,10 +80,12 @@ _layer_config = {
                                            env.integer("RESPONSE_CAPACITY", max(5000, 2 * CHAT_MAX_SOCKETS),
                                                        minimum=1)), **{
         # daphne refuses a handshake that finds websocket.connect full (503 "Connection queue at
-        # capacity"): a burst of clients connecting at once, or a daphne's sockets all coming back
-        # after its restart, waits here for the realtime pool instead. Its own limit is daphne's
-        # connect timeout (20 s): a handshake not accepted by then is rejected anyway.
-        "websocket.connect": env.integer("CONNECT_CAPACITY", max(1000, CHAT_MAX_SOCKETS // 2), minimum=1),
+        # capacity"; 100 refused bursts of 200): hundreds connecting at once wait here for the
+        # realtime pool. Not more than the pool accepts within daphne's 5 s opening handshake timeout
+        # (autobahn drops the connection then, nginx answers 502): in a reconnect storm a longer
+        # queue only holds handshakes that will be dropped, whose connects the workers still
+        # handle, and the storm lasted minutes; a quick 503 sends the client to its backoff instead.
+        "websocket.connect": env.integer("CONNECT_CAPACITY", 1000, minimum=1),
         # daphne closes a socket (1013) whose frame finds websocket.receive full: size it for a few
         # seconds of the realtime pool stalled (a worker host cut off inside a transaction holds a
         # room's lock until PostgreSQL ends its session, 5 s) at the site's frame rate.
