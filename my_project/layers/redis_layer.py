@@ -14,6 +14,7 @@ from redis.sentinel import SentinelConnectionPool
 
 from . import codec
 from .base import CHANNEL, GROUP, LayerUnavailable, ProjectLayer, send_each
+from .redis_packing import pack_with_hiredis
 from .redis_reader import TwistedReader
 from .redis_scripts import Scripts, split_item, wake_channel
 
@@ -94,6 +95,9 @@ class RedisChannelLayer(RedisQuestions, asgi_redis.RedisChannelLayer):
         self._wakers, self._wakers_pid, self._wake_lock = {}, os.getpid(), threading.Lock()
         self._capacities = {}  # list name -> capacity, for LUA_BATCH's group members
         self._reader = TwistedReader(self, batch=reply_batch)
+
+    def _generate_connections(self, hosts, redis_kwargs):
+        return pack_with_hiredis(super(RedisChannelLayer, self)._generate_connections(hosts, redis_kwargs))
 
     # ---- messages in lists ----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from redis.sentinel import Sentinel
 
 from .base import LayerUnavailable
 from .redis_layer import RedisChannelLayer
+from .redis_packing import pack_with_hiredis
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +68,9 @@ class SentinelChannelLayer(RedisChannelLayer):
         kwargs.pop("decode_components", None)  # the settings' option for Redis URLs: there are none here
         kwargs.setdefault("socket_timeout", self.socket_timeout)
         kwargs.setdefault("socket_connect_timeout", CONNECT_TIMEOUT)
-        return [self._sentinel.master_for(service, redis_class=redis.StrictRedis, password=self.password, **kwargs)
-                for service in hosts]
+        return pack_with_hiredis([
+            self._sentinel.master_for(service, redis_class=redis.StrictRedis, password=self.password, **kwargs)
+            for service in hosts])
 
     # ---- across a failover ----------------------------------------------------------------------
 
