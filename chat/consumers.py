@@ -75,7 +75,8 @@ def server_error(client_id):
 
 
 def _post(message, room, frame):
-    ratelimit.admit(message.channel_session, frame["client_id"])
+    ratelimit.admit(message.channel_session, frame["client_id"], stored=lambda client_id: Message.objects.filter(
+        user_id=message.user.pk, client_id=client_id).exists())
     stored, created = Message.post(room, message.user, frame["client_id"], frame["text"])
     # Committed: the broadcast, the ack, the long polls' answer and the moderation job leave at once
     # (channels would hold them until the consumer returns), in one layer round trip.

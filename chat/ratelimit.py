@@ -21,7 +21,7 @@ def spend(session, client_id=None, now=None):
     session[KEY] = (tokens - 1, now)
 
 
-def admit(session, client_id, now=None):
+def admit(session, client_id, now=None, stored=None):
     """Let a message through in the order its socket sent it, or raise ClientError("rate_limited").
 
     A message refused for want of a token is remembered: every other message of the socket is
@@ -29,7 +29,7 @@ def admit(session, client_id, now=None):
     older message of the socket was handled before it, so a client that, after a refusal, waits
     retry_after_ms and resends the waited-for message, then its other unacked ones in the order it
     first sent them, gets them stored in that order, each once (a resend of a stored one is acked
-    again). The refusal costs no query: refusals are what a flood is made of."""
+    again). A refusal naming the one waited for costs no query: refusals are what a flood is made of."""
     now = time.time() if now is None else now
     refused = session.get(REFUSED)
     if refused is not None and client_id != refused:
@@ -37,7 +37,11 @@ def admit(session, client_id, now=None):
     try:
         spend(session, client_id, now)
     except ClientError:
-        session[REFUSED] = client_id
+        # stored(client_id): whether the message is stored already (a resend that crossed its ack).
+        # Its client dropped it on the ack and never sends it again: waiting for it would refuse
+        # the socket's every later message for good. One query per refusal that starts a wait.
+        if stored is None or not stored(client_id):
+            session[REFUSED] = client_id
         raise
     session.pop(REFUSED, None)
 

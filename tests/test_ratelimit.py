@@ -52,3 +52,15 @@ def test_later_messages_wait_for_the_refused_one():
     assert "waiting_for" not in offer("m4", 1.5)  # refused for the rate: it is the one waited for now
     offer("m4", 3.0)
     assert admitted == ["m1", "m2", "m3", "m4"]
+
+
+@override_settings(CHAT_RATE_BURST=1, CHAT_RATE_PER_SECOND=1.0)
+def test_a_refused_copy_of_a_stored_message_is_not_waited_for():
+    """A resend of a message stored already (it crossed its ack) refused for want of a token is not
+    the one the socket waits for: its client dropped it on the ack and never sends it again, so
+    waiting would refuse every later message for good."""
+    session = {}
+    admit(session, "m1", now=0.0, stored=lambda client_id: False)
+    with pytest.raises(ClientError):
+        admit(session, "m1", now=0.0, stored=lambda client_id: client_id == "m1")
+    admit(session, "m2", now=1.5, stored=lambda client_id: False)  # not refused naming m1
