@@ -6,16 +6,22 @@ its message with it, and the client waits its resend timer, while the socket's l
 for the lost one's order (chat.ordering). Here a worker writes the channel and the message into a
 small file of its own before running a consumer of a channel whose consumers are idempotent
 (RECLAIMABLE), and marks the file empty after: one pwrite each, microseconds, no layer round trip.
-supervisord's event listener (`manage.py reclaim`, one per host, since each host's supervisord sees
-only its own workers) reads the records of processes that are gone and sends their messages back:
-the next worker runs the frame, and the server's dedup by (user, client_id) makes the second run of
-a frame that had got further than its store harmless. Only the chat's frames qualify: a page's
-request (http.request) run twice could act twice.
+The worker holds an exclusive flock on its record for as long as it lives: the kernel lets go of it
+the moment the process dies, before supervisord has even reaped it (supervisord notices a child's
+death at its next poll timeout, up to a second later). supervisord's event listener (`manage.py
+reclaim`, one per host, since each host's supervisord sees only its own workers) waits on each
+record's lock and sends the message of a record it gets back onto its channel: the next worker runs
+the frame, and the server's dedup by (user, client_id) makes the second run of a frame that had got
+further than its store harmless. Only the chat's frames qualify: a page's request (http.request)
+run twice could act twice.
 """
-import glob
+import fcntl
 import logging
 import os
+import queue
 import struct
+import threading
+import time
 
 from my_project.layers import codec
 
@@ -31,6 +37,9 @@ MAX_RECLAIMS = 1
 RECLAIMED = "__reclaimed__"  # in the message: how many times it was sent back already
 HEADER = struct.Struct("!I")  # the record's length; 0: nothing in flight
 EMPTY = HEADER.pack(0)
+# Seconds between looks for new records (a restarted worker's). A worker makes its record as it
+# starts, long before its first message, so a look this often never misses a held message.
+SCAN_EVERY = 0.5
 
 
 def record_path(directory, process_name, pid):
@@ -45,8 +54,13 @@ class Record(object):
     def __init__(self, directory, process_name, pid=None):
         os.makedirs(directory, exist_ok=True)
         self.path = record_path(directory, process_name, os.getpid() if pid is None else pid)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Locked before it gets its name (a rename): a reclaimer never finds a record unlocked while
+        # its process lives. The descriptor is not inherited (PEP 446), so no child keeps the lock.
+        temporary = self.path + ".new"
+        self.fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.pwrite(self.fd, EMPTY, 0)
+        os.rename(temporary, self.path)
 
     def hold(self, channel, content):
         # One write of the length and the body: a process killed meanwhile leaves either the old
@@ -69,78 +83,146 @@ class Record(object):
         return held
 
     def close(self):
-        """A process that exits by itself leaves nothing to reclaim."""
-        os.close(self.fd)
+        """A process that exits by itself leaves nothing to reclaim: the record goes before its lock."""
         try:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+        os.close(self.fd)
 
 
-def read(path):
-    """(channel, content) of a record, or None when it holds nothing."""
-    with open(path, "rb") as source:
-        data = source.read()
+def records(directory):
+    """The paths of the records in `directory` (not the ones still being made)."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return sorted(os.path.join(directory, name) for name in names if not name.endswith(".new"))
+
+
+def acquire(path, block=False):
+    """A descriptor of the record at `path`, locked: its process is gone. None while the process
+    lives (block=False), or when the record is gone or was removed by a clean exit."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if block else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_nlink == 0:  # removed by its process's clean exit (or taken already)
+            os.close(fd)
+            return None
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read(fd):
+    """(channel, content) held in a record, or None when it holds nothing."""
+    data = os.pread(fd, 1 << 20, 0)
     if len(data) < HEADER.size:
         return None
     length, = HEADER.unpack_from(data)
-    if length == 0 or len(data) < HEADER.size + length:
+    if length == 0:
         return None
+    if len(data) < HEADER.size + length:  # a record of a larger message: read it whole
+        data = os.pread(fd, HEADER.size + length, 0)
     channel, content = codec.unpack(data[HEADER.size:HEADER.size + length])
     return channel, content
 
 
-def alive(pid):
+def take(path, fd, channel_layer):
+    """Send back the message of the record at `path` (its process gone, `fd` locked), remove the
+    record; True when a message was sent back."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        held = read(fd)
+    except ValueError as exc:  # a record cut short: nothing to send
+        logger.warning("Cannot read the in-flight record %s (%s): removed", path, exc)
+        held = None
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    if held is None:
         return False
-    except PermissionError:  # another user's process took the number: not ours, but not gone
-        return True
+    channel, content = held
+    tries = content.get(RECLAIMED, 0)
+    if tries >= MAX_RECLAIMS:
+        logger.error("A message on %s was sent back %d times and its worker died each time: dropped "
+                     "(the client resends it; look for the crash in the workers' logs)", channel, tries)
+        return False
+    content[RECLAIMED] = tries + 1
+    try:
+        channel_layer.send(channel, content)
+    except Exception as exc:  # a full channel, the layer's server away: the client's resend covers it
+        logger.warning("Could not send back the message %s held on %s: %s", os.path.basename(path), channel, exc)
+        return False
+    logger.info("Sent back the message process %s held on %s", os.path.basename(path), channel)
     return True
 
 
-def reclaim(directory, channel_layer, is_alive=None):
-    """Send back onto its channel the message each gone process held; remove their records.
-    Returns how many messages were sent back."""
-    is_alive = is_alive or alive
+def reclaim(directory, channel_layer):
+    """Send back the message of every record in `directory` whose process is gone; remove those
+    records. Returns how many messages were sent back."""
     sent = 0
-    for path in sorted(glob.glob(os.path.join(directory, "*.*"))):
-        try:
-            pid = int(path.rsplit(".", 1)[1])
-        except ValueError:
-            continue
-        if is_alive(pid):
-            continue
-        try:
-            held = read(path)
-            os.unlink(path)
-        except (OSError, ValueError) as exc:  # a record cut short: nothing to send
-            logger.warning("Cannot read the in-flight record %s (%s): removed", path, exc)
-            _remove(path)
-            continue
-        if held is None:
-            continue
-        channel, content = held
-        tries = content.get(RECLAIMED, 0)
-        if tries >= MAX_RECLAIMS:
-            logger.error("A message on %s was sent back %d times and its worker died each time: dropped "
-                         "(the client resends it; look for the crash in the workers' logs)", channel, tries)
-            continue
-        content[RECLAIMED] = tries + 1
-        try:
-            channel_layer.send(channel, content)
-        except Exception as exc:  # a full channel, the layer's server away: the client's resend covers it
-            logger.warning("Could not send back the message %s held on %s: %s", os.path.basename(path),
-                           channel, exc)
-            continue
-        logger.info("Sent back the message process %s held on %s", os.path.basename(path), channel)
-        sent += 1
+    for path in records(directory):
+        fd = acquire(path)
+        if fd is not None:
+            sent += take(path, fd, channel_layer)
     return sent
 
 
-def _remove(path):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+class Reclaimer(object):
+    """The listener's machinery: a thread per record blocks on its lock, and one thread (the only
+    one that touches the layer) sends back the message of each record whose lock it got, and looks
+    for new records every SCAN_EVERY seconds or when woken (supervisord reported a state change)."""
+
+    SCAN = object()
+
+    def __init__(self, directory, channel_layer):
+        self.directory = directory
+        self.channel_layer = channel_layer
+        self.queue = queue.Queue()
+        self.watched = set()
+        self.sent = 0
+
+    def start(self):
+        threading.Thread(target=self._send, name="reclaim-send", daemon=True).start()
+        threading.Thread(target=self._tick, name="reclaim-scan", daemon=True).start()
+        return self
+
+    def wake(self):
+        self.queue.put(self.SCAN)
+
+    def _tick(self):
+        while True:
+            self.queue.put(self.SCAN)
+            time.sleep(SCAN_EVERY)
+
+    def _wait(self, path):
+        try:
+            fd = acquire(path, block=True)
+        except OSError as exc:
+            logger.warning("Cannot watch the in-flight record %s: %s", path, exc)
+            fd = None
+        self.queue.put((path, fd))
+
+    def _send(self):
+        while True:
+            item = self.queue.get()
+            if item is self.SCAN:
+                for path in records(self.directory):
+                    if path not in self.watched:
+                        self.watched.add(path)
+                        threading.Thread(target=self._wait, args=(path,), daemon=True).start()
+                continue
+            path, fd = item
+            self.watched.discard(path)
+            if fd is not None:
+                self.sent += take(path, fd, self.channel_layer)

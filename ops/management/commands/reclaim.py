@@ -1,6 +1,8 @@
 """`manage.py reclaim`: supervisord's event listener that sends a dead worker's message back (ops/inflight.py).
 
-Run by supervisord as `[eventlistener:reclaim]`, on the workers' Python: it speaks supervisor's
+It waits on each worker's record lock, which the kernel lets go of as the worker dies, and looks
+again whenever supervisord reports a worker's state change. Run by supervisord as
+`[eventlistener:reclaim]`, on the workers' Python: it speaks supervisor's
 listener protocol on stdin and stdout (READY, an event, RESULT), so nothing else may write to
 stdout: the protocol keeps its own copy of the descriptor and stdout goes to stderr.
 """
@@ -32,13 +34,15 @@ class Command(BaseCommand):
         sys.stdout = sys.stderr
         layer = channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
         directory = settings.CHAT_PATHS.inflight
-        # Records left while this listener was away (restarted, or started after the workers).
-        inflight.reclaim(directory, layer)
+        # Records left while this listener was away (restarted, or started after the workers) are
+        # unlocked: the first look sends them back.
+        reclaimer = inflight.Reclaimer(directory, layer).start()
         logger.info("Watching the in-flight records in %s", directory)
         while True:
             headers, payload = childutils.listener.wait(sys.stdin, protocol)
             if headers["eventname"] in EVENTS:
                 event = childutils.get_headers(payload)
                 if event.get("groupname") in settings.CHAT_POOLS:
-                    inflight.reclaim(directory, layer)
+                    # A record made a moment before its worker died may not be watched yet.
+                    reclaimer.wake()
             childutils.listener.ok(protocol)

@@ -4,10 +4,12 @@ Overrides channels' runworker (ops comes before channels in INSTALLED_APPS); eve
 including SIGTERM handling, is channels' Worker unchanged; as it stops, the layer lets go of its
 connections (the RabbitMQ layer acknowledges the last message, finished by then). Under supervisord,
 the message of a chat consumer is held in the process's in-flight record while it runs
-(ops/inflight.py), for the reclaimer to send back if the process dies.
+(ops/inflight.py), for the reclaimer to send back if the process dies; a worker whose consumer
+raised pauses a moment before its next message (FAILED_PAUSE).
 """
 import atexit
 import os
+import time
 
 from channels import DEFAULT_CHANNEL_LAYER, channel_layers
 from channels.management.commands import runworker
@@ -16,7 +18,27 @@ from django.conf import settings
 from my_project.gcfreeze import freeze_startup
 from my_project.routing_include import lighten
 from ops import inflight, programs
-from ops.health import Counters
+from ops.health import EXPECTED, Counters
+
+# A worker whose consumer just raised waits this long before it takes another message. The chat's
+# client resends a failed message at once (server_error), and an idle healthy worker should take the
+# resend rather than the one that just failed: a bad release's canary fails fast, so it is idle, and
+# first in line for the resend, more often than the workers doing real work.
+FAILED_PAUSE = 0.1
+
+
+def pause_after_failure(consumer):
+    """The consumer, followed by FAILED_PAUSE when it raised (its exception still reaches the worker)."""
+    def run(message, **kwargs):
+        try:
+            return consumer(message, **kwargs)
+        except EXPECTED:
+            raise
+        except Exception:
+            time.sleep(FAILED_PAUSE)
+            raise
+    run.__name__ = getattr(consumer, "__name__", "consumer")
+    return run
 
 
 def in_flight_record():
@@ -44,7 +66,7 @@ class Command(runworker.Command):
             consumer = counters.instrument(found[0])
             if record is not None and message.channel.name in inflight.RECLAIMABLE:
                 consumer = record.around(consumer)
-            return consumer, found[1]
+            return pause_after_failure(consumer), found[1]
         # Wrapping the router's match is the one seam channels' Worker offers around each consumer.
         router.match = counted_match
         counters.flush()
