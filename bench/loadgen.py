@@ -14,9 +14,12 @@ import uuid
 import aiohttp
 
 
-def session(cookie=None):
+def session(cookie=None, unix=None):
+    """A client session; unix: a Unix socket to connect to instead of the URL's host (a daphne's
+    own socket, nginx left out)."""
     jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1
-    s = aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=60))
+    connector = aiohttp.UnixConnector(path=unix) if unix else None
+    s = aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=60), connector=connector)
     if cookie:
         s.cookie_jar.update_cookies({"sessionid": cookie})
     return s
@@ -38,7 +41,7 @@ async def until(ws, predicate):
 
 async def echo(args):
     """Raw layer echo: one socket, send and wait, n times (no database)."""
-    async with session() as s:
+    async with session(unix=args.unix) as s:
         ws = await ws_open(s, args.url, "/ws/echo/")
         out = []
         for n in range(args.warmup + args.n):
@@ -435,6 +438,7 @@ def main():
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--ms", type=int, default=5)
     parser.add_argument("--interval", type=float, default=0.0, help="chat: pause between a client's messages")
+    parser.add_argument("--unix", help="echo: connect to this Unix socket (a daphne's) instead of the URL's host")
     parser.add_argument("--source", help="sockets: the loopback address the sockets are opened from")
     parser.add_argument("--concurrency", type=int, default=100, help="sockets: handshakes at once")
     args = parser.parse_args()

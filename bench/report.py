@@ -107,6 +107,78 @@ def layers_plot(data, filename):
     return filename
 
 
+# Issue 16's ratios to the peer: (figure, our scenario, the peer's scenario, key, target ratio, the
+# better side: "lower" for latencies, "higher" for throughput).
+VERSUS = (("raw echo p50", "raw echo, 1 client", "raw echo, 1 client", "p50", 1.5, "lower"),
+          ("raw echo p50, no nginx", "raw echo, 1 client, no nginx", "raw echo, 1 client", "p50", 1.5, "lower"),
+          ("chat round trip p50", "chat round trip, 1 client", "chat round trip, 1 client", "p50", 0.8, "lower"),
+          ("100 clients, msg/s", "chat, 100 clients/100 rooms", "chat, 100 clients/100 rooms",
+           "messages_per_second", 1.25, "higher"))
+
+
+def _figure(row, key):
+    return row.get(key) if key in row else row.get("summary", {}).get(key)
+
+
+def versus_rounds(data):
+    """{round label: {figure: (ours, the peer's, ratio)}} of the "versus" runs (ours / the peer's)."""
+    by = {}
+    for r in data["results"]:
+        label = r["config"].rsplit("/", 1)[-1]
+        if not label.startswith("versus") or "failed" in r:
+            continue
+        side = "peer" if r["config"].startswith("peer") else "ours"
+        by.setdefault(label, {}).setdefault(side, {})[r["scenario"]] = r
+    rounds = {}
+    for label, sides in sorted(by.items()):
+        for figure, ours, theirs, key, _, _ in VERSUS:
+            a = sides.get("ours", {}).get(ours)
+            b = sides.get("peer", {}).get(theirs)
+            if a and b and _figure(a, key) and _figure(b, key):
+                rounds.setdefault(label, {})[figure] = (_figure(a, key), _figure(b, key),
+                                                        _figure(a, key) / _figure(b, key))
+    return rounds
+
+
+def versus_table(data):
+    """Markdown: each round's figures and ratio, then the median ratio against the target."""
+    rounds = versus_rounds(data)
+    if not rounds:
+        return ""
+    lines = ["| figure | " + " | ".join("%s: ours / peer = ratio" % label for label in rounds) +
+             " | median ratio | target |", "| --- |" + " ---: |" * (len(rounds) + 2)]
+    for figure, _, _, _, target, better in VERSUS:
+        cells = ["%.2f / %.2f = %.2fx" % rounds[label][figure] if figure in rounds[label] else "" for label in rounds]
+        ratios = [rounds[label][figure][2] for label in rounds if figure in rounds[label]]
+        median = statistics.median(ratios) if ratios else None
+        met = median is not None and (median <= target if better == "lower" else median >= target)
+        lines.append("| %s | %s | %s | %s %.2fx %s |" % (
+            figure, " | ".join(cells), "%.2fx" % median if median else "",
+            "≤" if better == "lower" else "≥", target, "met" if met else "not met"))
+    return "\n".join(lines)
+
+
+def versus_plot(data, filename):
+    rounds = versus_rounds(data)
+    if not rounds:
+        return None
+    fig, axes = plt.subplots(1, len(VERSUS), figsize=(13, 3.5))
+    for ax, (figure, _, _, _, target, _) in zip(axes, VERSUS):
+        ratios = [rounds[label][figure][2] for label in rounds if figure in rounds[label]]
+        ax.bar(range(len(ratios)), ratios, color="C0")
+        ax.axhline(target, color="C3", linestyle="--", label="target %.2fx" % target)
+        ax.axhline(1.0, color="grey", linewidth=0.8)
+        ax.set_title(figure, fontsize=9)
+        ax.set_xlabel("round")
+        ax.legend(fontsize=7)
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle("Ours (Redis, 2 realtime workers) / the Channels 4 peer, rounds alternating in one run")
+    fig.tight_layout()
+    fig.savefig(os.path.join(HERE, filename), dpi=90)
+    plt.close(fig)
+    return filename
+
+
 def table(data):
     lines = ["| configuration | scenario | p50 ms | p99 ms | rate | errors / missed |",
              "| --- | --- | ---: | ---: | ---: | ---: |"]
@@ -309,8 +381,11 @@ def main():
              scaling_plot(data, "throughput-workers.png"),
              soak_plot(data, "memory-soak.png"),
              layers_plot(data, "layers.png"),
-             sockets_plot(data, "sockets.png")]
+             sockets_plot(data, "sockets.png"),
+             versus_plot(data, "versus.png")]
     print(table(data))
+    print()
+    print(versus_table(data))
     print()
     for layer, figures in sorted(layer_medians(data).items()):
         print("%s: %s" % (layer, ", ".join("%s %.2f" % item for item in figures.items())))

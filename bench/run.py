@@ -316,6 +316,11 @@ class Bench(object):
         if "echo" in scenarios:
             self.attempt(config, "raw echo, 1 client", lambda: self.record(
                 config, "raw echo, 1 client", self.loadgen(site, "echo", "--n", n)))
+        if "echo-direct" in scenarios:
+            # As the peer is reached: straight to a daphne (its Unix socket), nginx left out.
+            self.attempt(config, "raw echo, 1 client, no nginx", lambda: self.record(
+                config, "raw echo, 1 client, no nginx",
+                self.loadgen(site, "echo", "--n", n, "--unix", site.paths.daphne_socket(0))))
         if "chat1" in scenarios:
             self.attempt(config, "chat round trip, 1 client", lambda: self.record(
                 config, "chat round trip, 1 client",
@@ -660,10 +665,11 @@ class Bench(object):
             config, data["messages_per_second"], summary(data["latency_ms"]).get("p50", 0),
             ", ".join("%s %+.3f" % (k, v) for k, v in sorted(slopes.items()))))
 
-    def peer(self, scenarios):
+    def peer(self, scenarios, label=None):
         """The same echo and chat on Channels 4 + daphne 4 + channels_redis (consumers in daphne's
-        process), on its own Redis and SQLite (WAL). Straight to daphne on TCP: no nginx in front."""
-        config = "peer: channels4/redis"
+        process), on its own Redis and SQLite (WAL). Straight to daphne on TCP: no nginx in front.
+        label: added to the configuration's name."""
+        config = "peer: channels4/redis" + ("/%s" % label if label else "")
         with self.peer_daphne(config) as (site, daphne):
             if site is None:
                 return
@@ -739,6 +745,14 @@ class Bench(object):
         plan.append(("redis", "tuned", 2, ["sockets"]))
         if not only or only in "peer":
             self.peer([s for s in ("echo", "chat1", "chat100", "memory") if not keep or s in keep])
+        if (not only or only in "versus") and (not keep or "versus" in keep):
+            # Issue 16's ratios to the peer: the peer and the Redis deployment alternating in one
+            # run (the machine's speed drifts within minutes), echo, chat round trip, 100 clients.
+            for round_number in range(1 if self.quick else 3):
+                label = "versus %d" % (round_number + 1)
+                self.peer(["echo", "chat1", "chat100"], label=label)
+                self.configuration("redis", "tuned", 2, ["echo", "echo-direct", "chat1", "chat100"],
+                                   label=label)
         if (not only or only in "shapes") and (not keep or "shapes" in keep):
             self.attempt("shapes", "pages in each shape", self.shapes)
         if only == "cluster" or (not only and (not keep or "cluster" in keep)):
