@@ -481,7 +481,7 @@ class Bench(object):
             seconds = max(o["finished"] for o in opened) - min(o["started"] for o in opened)
             cpu = cpu_per_unit(every, cpu_before, accepted)
             self.results.append({"config": config, "scenario": "sockets: open %d" % members, "members": members,
-                                 "cpu_ms_per_handshake": cpu,
+                                 "cpu_ms_per_handshake": cpu, "load_average": os.getloadavg(),
                                  "accepted": accepted, "failures": failures, "seconds": seconds,
                                  "processes": len(crowd.procs),
                                  "handshake_p50_ms": statistics.median(o["handshake_p50_ms"] for o in opened),

@@ -82,10 +82,11 @@ _layer_config = {
         # daphne refuses a handshake that finds websocket.connect full (503 "Connection queue at
         # capacity"; 100 refused bursts of 200): hundreds connecting at once wait here for the
         # realtime pool. Not more than the pool accepts within daphne's 5 s opening handshake timeout
-        # (autobahn drops the connection then, nginx answers 502): in a reconnect storm a longer
-        # queue only holds handshakes that will be dropped, whose connects the workers still
-        # handle, and the storm lasted minutes; a quick 503 sends the client to its backoff instead.
-        "websocket.connect": env.integer("CONNECT_CAPACITY", 1000, minimum=1),
+        # (autobahn drops the connection then, nginx answers 502), 100-300 a second on two cores: in
+        # a reconnect storm a longer queue holds only handshakes that will be dropped, whose
+        # connects the workers still handle (at 1000 and 10,000 the storm never ended); a quick 503
+        # sends the client to its backoff instead.
+        "websocket.connect": env.integer("CONNECT_CAPACITY", 500, minimum=1),
         # daphne closes a socket (1013) whose frame finds websocket.receive full: size it for a few
         # seconds of the realtime pool stalled (a worker host cut off inside a transaction holds a
         # room's lock until PostgreSQL ends its session, 5 s) at the site's frame rate.
