@@ -23,3 +23,23 @@ def test_no_pause_after_success_or_the_worker_loop_own_control_flow(sleep):
     with pytest.raises(ConsumeLater):
         runworker.pause_after_failure(mock.Mock(side_effect=ConsumeLater()))("message")
     sleep.assert_not_called()
+
+
+@mock.patch.object(runworker.time, "sleep")
+def test_a_worker_waits_an_outage_of_the_layer_out(sleep):
+    """While the layer's server is away the worker's receive answers nothing after OUTAGE_RETRY,
+    instead of raising out of the worker loop (which ended the process); then it receives again."""
+    receive_many = mock.Mock(side_effect=[ConnectionError("refused"), ConnectionError("refused"),
+                                          ("websocket.receive", {"text": "hi"})])
+    receive = runworker.outlast_outages(receive_many, (ConnectionError,))
+    assert receive(["websocket.receive"], block=True) == (None, None)
+    assert receive(["websocket.receive"], block=True) == (None, None)
+    assert receive(["websocket.receive"], block=True) == ("websocket.receive", {"text": "hi"})
+    assert sleep.call_args_list == [mock.call(runworker.OUTAGE_RETRY)] * 2
+
+
+def test_other_errors_still_end_the_worker():
+    """Only the layer's named outages are waited out: anything else still raises."""
+    receive = runworker.outlast_outages(mock.Mock(side_effect=KeyError("bug")), (ConnectionError,))
+    with pytest.raises(KeyError):
+        receive(["websocket.receive"])
