@@ -27,8 +27,9 @@ class Doorbell(object):
     then sleeps.
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory, tag=None):
         self.directory = directory
+        self.tag = tag  # announced beside the channels (see IPCChannelLayer: which store a reader reads)
         self.sock = None
         self.sock_pid = None
         self.path = None
@@ -55,7 +56,8 @@ class Doorbell(object):
     def _announce(self, wants):
         temporary = "%s.%s.tmp" % (self.path, uuid.uuid4().hex[:6])
         with open(temporary, "w") as out:
-            out.write("\n".join(sorted(wants)))
+            # The tag is one more line: older code reads it as a channel nobody sends to.
+            out.write("\n".join(sorted(wants | {self.tag} if self.tag else wants)))
         os.replace(temporary, self.path + WANTS)
         self.wants = wants
 
@@ -88,6 +90,21 @@ class Doorbell(object):
                 if exc.errno != errno.ENOTSOCK:
                     logger.warning("Cannot ring %s: %s", path, exc)
                 self._forget(path)
+
+    def untagged(self, channels):
+        """The channels among these that a listener without this doorbell's tag waits on (one that
+        announced nothing counts as waiting on every channel)."""
+        found = set()
+        for wants in self._listeners().values():
+            if wants is None:
+                return set(channels)
+            if self.tag not in wants:
+                found.update(wants.intersection(channels))
+        return found
+
+    def any_untagged(self):
+        """Whether any listener lacks this doorbell's tag."""
+        return any(wants is None or self.tag not in wants for wants in self._listeners().values())
 
     def _listeners(self):
         try:
