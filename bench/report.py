@@ -256,9 +256,11 @@ def sockets_table(data):
         delivered = [v for v in cast.get("samples", []) if v is not None]
         storm_text = "-"
         if storm:
-            storm_text = ("victim held %d; %d of %d back in %s s; client closes %d; other daphne's sockets %s "
+            everyone = storm["open_after"] >= storm["open_before"]
+            storm_text = ("victim held %d; %d of %d back %s %s s; client closes %d; other daphne's sockets %s "
                           "at lowest (of %s); broadcast after: %s ms, missed %d" % (
                               storm["victim_sockets"], storm["open_after"], storm["open_before"],
+                              "in" if everyone else "when the 180 s watch ended, the last at",
                               "%.1f" % storm["seconds_to_all_back"] if storm["seconds_to_all_back"] else "-",
                               storm["client_closes"], storm["survivor_sockets_lowest"],
                               storm["survivor_sockets_before"],
@@ -285,6 +287,7 @@ def sockets_plot(data, filename):
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5))
     configs = sorted(found)
+    colors, labelled = {}, set()
     for x, config in enumerate(configs):
         cast = found[config].get("broadcast", {})
         delivered = [v / 1000.0 for v in cast.get("samples", []) if v is not None]
@@ -293,12 +296,13 @@ def sockets_plot(data, filename):
             left.plot([x - 0.2, x + 0.2], [statistics.median(delivered)] * 2, "k-")
         bottom = 0.0
         for group, kib in sorted(found[config].get("RSS", {}).get("kib_by_group", {}).items()):
-            right.bar(x, kib, bottom=bottom, label=group if x == 0 or group not in
-                      found[configs[0]].get("RSS", {}).get("kib_by_group", {}) else None)
+            right.bar(x, kib, bottom=bottom, color=colors.setdefault(group, "C%d" % len(colors)),
+                      label=group if group not in labelled else None)
+            labelled.add(group)
             bottom += kib
-    members = max((r.get("accepted", 0) for kinds in found.values() for r in [kinds.get("open", {})]), default=0)
     left.axhline(1.5, color="red", linestyle="--", label="target 1.5 s")
-    left.set_title("Broadcast to all %d: time to the last member" % members)
+    left.set_title("Broadcast to every open socket (%s): last member" % "/".join(
+        "{:,}".format(found[c].get("open", {}).get("accepted", 0)) for c in configs), fontsize=10)
     left.set_ylabel("seconds")
     right.axhline(25, color="red", linestyle="--", label="target 25 KiB")
     right.set_title("RSS per idle socket (nginx + daphne)")

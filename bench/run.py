@@ -193,6 +193,7 @@ class Bench(object):
         self.quick = quick
         self.soak_seconds = soak_seconds
         self.socket_count = socket_count or (2000 if quick else 20000)
+        self.no_peer = False
         self.results = []
         self.workdir = tempfile.mkdtemp(prefix="chat-bench-")
 
@@ -778,7 +779,7 @@ class Bench(object):
                 scenarios = [s for s in scenarios if s in keep]
             if scenarios:
                 self.configuration(layer, flavor, workers, scenarios)
-                if "sockets" in scenarios:  # side by side: the peer right after, the same crowd
+                if "sockets" in scenarios and not self.no_peer:  # side by side: the peer right after
                     self.peer_sockets()
 
 
@@ -790,8 +791,11 @@ def main():
     parser.add_argument("--scenarios", help="comma-separated subset, e.g. echo,chat1,sockets (default: all)")
     parser.add_argument("--sockets", type=int,
                         help="sockets in the sockets scenario (default 20000; 2000 with --quick)")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="sockets: not the peer after the deployment (a repeat of the deployment's side)")
     args = parser.parse_args()
     bench = Bench(args.quick, args.soak, args.sockets)
+    bench.no_peer = args.no_peer
     started = time.time()
     try:
         bench.run(args.only, args.scenarios.split(",") if args.scenarios else None)
