@@ -81,36 +81,63 @@ def _backend():
     layer = channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
     if "values" in layer.extensions:
         return layer.values("session")
-    return FileBackend(settings.CHAT_PATHS.channel_sessions)
+    return FileBackend(settings.CHAT_PATHS.channel_sessions, previous=settings.CHAT_PATHS.channel_sessions_on_disk,
+                       old_readers=getattr(layer, "old_code_workers", None))
 
 
 class FileBackend(object):
-    """Session values as files in one directory (the IPC layer's machine), replaced atomically; a
-    file older than its time to live counts as missing."""
+    """Session values as files in one directory (the IPC layer's machine, in tmpfs), replaced
+    atomically; a file older than its time to live counts as missing.
 
-    def __init__(self, directory):
+    `previous` is where the code before the move to tmpfs kept them. A rollout restarts workers one
+    by one, so old and new code answer frames of the same socket for a while: a value is read from
+    whichever directory holds the newer copy, and written to the previous one too while
+    old_readers() says old-code workers are around (the IPC layer knows it from its doorbell).
+    """
+
+    def __init__(self, directory, previous=None, old_readers=None):
         self.directory = directory
+        self.previous = previous
+        self.old_readers = old_readers or (lambda: False)
 
-    def _path(self, key):
+    def _path(self, key, directory=None):
         if not key.isalnum():
             raise ValueError("bad session key %r" % key)
-        return os.path.join(self.directory, key)
+        return os.path.join(directory or self.directory, key)
 
-    def get(self, key):
-        path = self._path(key)
+    @staticmethod
+    def _read(path):
+        """(modification time in ns, value) of a file, or None."""
         try:
             with open(path) as stored:
-                value = stored.read()
-            if time.time() - os.stat(path).st_mtime > settings.CHAT_CHANNEL_SESSION_TTL:
-                return None
+                return os.fstat(stored.fileno()).st_mtime_ns, stored.read()
         except FileNotFoundError:
             return None
-        return value
+
+    def get(self, key):
+        found = self._read(self._path(key))
+        if self.previous:
+            older = self._read(self._path(key, self.previous))
+            if older and (found is None or older[0] > found[0]):
+                found = older
+        if found is None or time.time() - found[0] / 1e9 > settings.CHAT_CHANNEL_SESSION_TTL:
+            return None
+        return found[1]
 
     def set(self, key, value, ttl, only_new=False):
-        os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        path = self._path(key)
-        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".new-")
+        if not self._write(self.directory, key, value, only_new):
+            return False
+        if self.previous and self.old_readers():
+            self._write(self.previous, key, value, False)
+        return True
+
+    def _write(self, directory, key, value, only_new):
+        path = self._path(key, directory)
+        try:
+            fd, temporary = tempfile.mkstemp(dir=directory, prefix=".new-")
+        except FileNotFoundError:  # the first write (a makedirs on every write was 2% of a worker)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=directory, prefix=".new-")
         with os.fdopen(fd, "w") as out:
             out.write(value)
         if only_new:
@@ -126,15 +153,21 @@ class FileBackend(object):
         return True
 
     def delete(self, key):
-        try:
-            os.unlink(self._path(key))
-        except FileNotFoundError:
-            pass
+        for directory in filter(None, (self.directory, self.previous)):
+            try:
+                os.unlink(self._path(key, directory))
+            except FileNotFoundError:
+                pass
 
     def clear_expired(self):
         cutoff = time.time() - settings.CHAT_CHANNEL_SESSION_TTL
-        for name in os.listdir(self.directory) if os.path.isdir(self.directory) else ():
-            path = os.path.join(self.directory, name)
+        for directory in filter(None, (self.directory, self.previous)):
+            self._clear_expired(directory, cutoff)
+
+    @staticmethod
+    def _clear_expired(directory, cutoff):
+        for name in os.listdir(directory) if os.path.isdir(directory) else ():
+            path = os.path.join(directory, name)
             try:
                 if os.stat(path).st_mtime < cutoff:
                     os.unlink(path)

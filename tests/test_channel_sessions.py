@@ -31,6 +31,33 @@ def test_file_backend_creates_once_and_expires(tmp_path):
         backend.get("../escape")
 
 
+@override_settings(CHAT_CHANNEL_SESSION_TTL=60)
+def test_file_backend_shares_sessions_with_old_code_during_a_rollout(tmp_path):
+    """Sessions moved from the var dir's disk to tmpfs: the newer copy of the two is read, and
+    writes reach the old directory too while old-code workers are around (they read only that)."""
+    rollout = {"on": True}
+    backend = FileBackend(str(tmp_path / "tmpfs"), previous=str(tmp_path / "disk"),
+                          old_readers=lambda: rollout["on"])
+    old_code = FileBackend(str(tmp_path / "disk"))
+    assert old_code.set("k1", "by old code", 60)
+    assert backend.get("k1") == "by old code"
+    assert backend.set("k1", "by new code", 60)
+    assert old_code.get("k1") == "by new code"
+    time.sleep(0.01)
+    assert old_code.set("k1", "old code again", 60)
+    assert backend.get("k1") == "old code again"
+    rollout["on"] = False
+    assert backend.set("k1", "rollout done", 60)
+    assert old_code.get("k1") == "old code again" and backend.get("k1") == "rollout done"
+    with mock.patch("my_project.channel_sessions.time.time", return_value=time.time() + 120):
+        backend.clear_expired()
+    assert not list((tmp_path / "tmpfs").iterdir()) and not list((tmp_path / "disk").iterdir())
+    backend.set("k2", "v", 60)
+    old_code.set("k2", "v", 60)
+    backend.delete("k2")
+    assert backend.get("k2") is None and old_code.get("k2") is None
+
+
 def test_the_layer_store_is_used_when_the_layer_has_one():
     """A layer with the "values" extension keeps the channel sessions (Redis); others get files."""
     from my_project import channel_sessions

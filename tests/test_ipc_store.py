@@ -158,3 +158,16 @@ def test_an_unused_old_store_costs_no_pass(layer):
     assert not layer.legacy_messages.holds_anything() and not layer.legacy_groups.holds_anything()
     assert not os.path.exists(os.path.join(SHM_DIR, segment(PREFIX, "messages") + ".lock")) or \
         layer.legacy_messages.get_value() == {}
+
+
+def test_old_code_workers_are_told_from_an_old_daphne(layer):
+    """Channel sessions need the old code's directory while an old-code worker waits on a worker
+    channel; an old daphne (its own "!" channel only) reads no sessions."""
+    daphne = old_code_listener(layer, ["daphne.response.old!"])
+    layer.doorbell.listen(["websocket.receive"])
+    assert not layer.old_code_workers()
+    worker = old_code_listener(layer, ["websocket.receive", "http.request"])
+    layer.doorbell._peers = (None, 0.0, {})  # forget the listing cached in this process
+    assert layer.old_code_workers()
+    worker.close()
+    daphne.close()

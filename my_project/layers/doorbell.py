@@ -102,9 +102,13 @@ class Doorbell(object):
                 found.update(wants.intersection(channels))
         return found
 
+    def untagged_wants(self):
+        """What each listener without this doorbell's tag waits on (None: it announced nothing)."""
+        return [wants for wants in self._listeners().values() if wants is None or self.tag not in wants]
+
     def any_untagged(self):
         """Whether any listener lacks this doorbell's tag."""
-        return any(wants is None or self.tag not in wants for wants in self._listeners().values())
+        return bool(self.untagged_wants())
 
     def _listeners(self):
         try:

@@ -397,6 +397,13 @@ class IPCChannelLayer(IPCQuestions, asgi_ipc.IPCChannelLayer):
         self.doorbell.ring({name for name, _, _ in entries})
         return [channel_sends[index] for index in full if index in channel_sends]
 
+    def old_code_workers(self):
+        """Whether a process of the code before FORMAT waits on a channel that is not process-local
+        (a worker: daphne waits on its own "!" channels only), i.e. a rollout is under way. The
+        channel sessions are then kept where that code reads them too."""
+        return any(wants is None or any("!" not in name for name in wants - {FORMAT_TAG})
+                   for wants in self.doorbell.untagged_wants())
+
     def _take_members(self, groups):
         """take_members from this format's store and, while it holds anything, the old one."""
         members = self.group_store.take_members(groups)
