@@ -81,8 +81,11 @@ def _backend():
     layer = channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer
     if "values" in layer.extensions:
         return layer.values("session")
-    return FileBackend(settings.CHAT_PATHS.channel_sessions, previous=settings.CHAT_PATHS.channel_sessions_on_disk,
-                       old_readers=getattr(layer, "old_code_workers", None))
+    paths = settings.CHAT_PATHS
+    if hasattr(layer, "old_code_workers"):  # the IPC layer: in tmpfs, on its machine's memory
+        return FileBackend(paths.channel_sessions_in_memory, previous=paths.channel_sessions,
+                           old_readers=layer.old_code_workers)
+    return FileBackend(paths.channel_sessions)
 
 
 class FileBackend(object):

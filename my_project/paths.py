@@ -25,9 +25,9 @@ class Paths(object):
         self.static = os.path.join(self.var, "static")
         self.releases = os.path.join(self.var, "releases")
         self.database = os.path.join(self.var, "db.sqlite3")  # the default database
-        # Where channel sessions were files before they moved to tmpfs (channel_sessions below):
-        # still read, and written during a rollout (my_project/channel_sessions.py FileBackend).
-        self.channel_sessions_on_disk = os.path.join(self.var, "channel-sessions")
+        # Channel sessions as files for a layer that keeps no values (RabbitMQ; IPC before its
+        # sessions moved to tmpfs, see channel_sessions_in_memory).
+        self.channel_sessions = os.path.join(self.var, "channel-sessions")
         self.supervisor_socket = os.path.join(self.run, "supervisor.sock")
         self.inflight = os.path.join(self.run, "inflight")  # each worker's in-flight record (ops/inflight.py)
         self.gunicorn_socket = os.path.join(self.run, "gunicorn.sock")
@@ -53,11 +53,10 @@ class Paths(object):
         return "chat-" + self._digest()[:10]
 
     @property
-    def channel_sessions(self):
-        """Channel sessions as files (the IPC layer keeps no values): in tmpfs, named like and
-        removed with the IPC layer's shared memory (layers/ipc.py SHM_DIR). On the var dir's disk
-        file system each write's rename waited on the journal, ~0.8 ms, and the realtime workers
-        spent half their time there."""
+    def channel_sessions_in_memory(self):
+        """Channel sessions as files with the IPC layer: in tmpfs, named like and removed with its
+        shared memory (layers/ipc.py SHM_DIR). On the var dir's disk file system each write's rename
+        waited on the journal, ~0.8 ms, and the realtime workers spent half their time there."""
         return os.path.join("/dev/shm", self.ipc_prefix + "-sessions")
 
     @property

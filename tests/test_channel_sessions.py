@@ -59,7 +59,8 @@ def test_file_backend_shares_sessions_with_old_code_during_a_rollout(tmp_path):
 
 
 def test_the_layer_store_is_used_when_the_layer_has_one():
-    """A layer with the "values" extension keeps the channel sessions (Redis); others get files."""
+    """A layer with the "values" extension keeps the channel sessions (Redis); others get files, in
+    tmpfs with the IPC layer (beside its shared memory) and on the var dir's disk otherwise."""
     from my_project import channel_sessions
 
     class Layer(object):
@@ -73,6 +74,10 @@ def test_the_layer_store_is_used_when_the_layer_has_one():
         assert channel_sessions._backend() == ("store of", "session")
         Layer.extensions = ["groups"]
         assert isinstance(channel_sessions._backend(), FileBackend)
+        assert channel_sessions._backend().previous is None
+        Layer.old_code_workers = lambda self: False  # the IPC layer's: sessions move to tmpfs
+        backend = channel_sessions._backend()
+        assert backend.directory.startswith("/dev/shm/") and backend.previous.endswith("channel-sessions")
 
 
 class NoDatabaseSessionTests(ChannelTestCase):
