@@ -210,13 +210,15 @@ def test_one_daphne_down_keeps_the_site_up(site):
 
 def test_every_program_runs(site):
     """Every program of the shape is RUNNING: redis, or epmd and the RabbitMQ broker, only where
-    supervisord runs them, gunicorn in every shape but asgi, a cluster's Sentinel and PostgreSQL
-    never on one machine."""
+    supervisord runs them, gunicorn in every shape but asgi, the reclaimer on every layer but
+    RabbitMQ, a cluster's Sentinel and PostgreSQL never on one machine."""
     states = {i["group"] + ":" + i["name"]: i["statename"] for i in site.processes()}
     assert states.pop("sentinel:sentinel") == states.pop("postgres:postgres") == "STOPPED"
     assert states.pop("redis:redis") == ("RUNNING" if site.own_redis else "STOPPED")
     assert states.pop("epmd:epmd") == states.pop("rabbitmq:rabbitmq") == ("RUNNING" if site.own_broker else "STOPPED")
     assert states.pop("gunicorn:gunicorn") == ("STOPPED" if site.topology == "asgi" else "RUNNING")
+    # RabbitMQ gives a dead worker's message to another worker itself: no reclaimer there.
+    assert states.pop("reclaim:reclaim") == ("STOPPED" if site.env.get("CHAT_LAYER") == "rabbitmq" else "RUNNING")
     assert set(states.values()) == {"RUNNING"}, states
     assert len([n for n in states if n.startswith("daphne:")]) == 2
 

@@ -204,11 +204,26 @@ SLOW_ON_IPC = {flood_past_capacity}
 SAME_ON_RABBITMQ = {rollout_bad_release, restart_daphnes}
 
 
+# What users wait for (issue 16, "recovery a user does not notice"): the short run's send-to-ack p99
+# during each event, in ms, on the layers it is held on. A bad release's failed messages are resent
+# at once (server_error) and a dead worker's frame is sent back as it dies (reclaim; RabbitMQ
+# redelivers it itself), so neither waits for a client's resend timer; workers wait a Redis restart
+# out, so acks flow within a second of its return. A rollout's target is 250 ms, met on a calm
+# machine (59-118 ms); while a realtime worker restarts, the other one alone takes the users'
+# bursts, and its replacement's start-up takes a core: with the two cores shared with other load it
+# measured 300-620 ms, before these changes too (docs/operations.md), so the bound held here is 1 s.
+# RabbitMQ's restart takes ~10 s to stop and boot the broker: no bound. --soak's 50 users on two
+# cores are a load test of their own: no bound either.
+P99_MS = {rollout_every_pool: 1000, rollout_bad_release: 1000, kill_random_workers: 1000, restart_layer_server: 2000}
+P99_LAYERS = {rollout_every_pool: {"redis", "ipc", "rabbitmq"}, rollout_bad_release: {"redis", "ipc"},
+              kill_random_workers: {"redis", "ipc", "rabbitmq"}, restart_layer_server: {"redis"}}
+
+
 @pytest.mark.parametrize("event", EVENTS, ids=[e.__name__ for e in EVENTS])
 def test_event_under_load(fault_site, event, soak):
     """Chat continues through the event; afterwards every acked message is stored once and every
     member sees each one once, in id order; a rollout drops no socket; after a restart of the
-    layer's server acks flow again within seconds."""
+    layer's server acks flow again within seconds; users wait no longer than P99_MS for an ack."""
     if fault_site.layout == "ipc" and event in SLOW_ON_IPC and not soak:
         pytest.skip("slow on the IPC layer: run with --soak")
     if fault_site.layout == "rabbitmq" and event in SAME_ON_RABBITMQ and not soak:
@@ -226,6 +241,8 @@ def test_event_under_load(fault_site, event, soak):
             # Every process back by itself within seconds of the server: RabbitMQ takes about 6 s
             # to stop and 4 s to boot (Redis well under 1 s), then the layer's backoff (<= 2 s).
             assert result["recovery_s"] <= 20, result
+        if not soak and fault_site.layout in P99_LAYERS.get(event, ()):
+            assert result["p99_ms"] <= P99_MS[event], "users waited: %s" % result
 
 
 def test_room_of_1000_members(fault_site, soak):
