@@ -257,6 +257,10 @@ class SentinelServers(object):
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # Debian's, without the wrapper that switches user
 
 
+class BrokerExited(AssertionError):
+    """rabbitmq-server stopped before it listened."""
+
+
 class RabbitmqServer(object):
     """A RabbitMQ broker of the tests' own on loopback: its epmd, AMQP and distribution ports free
     ones, a vhost and a user with a password, its data in a temporary directory."""
@@ -290,6 +294,7 @@ class RabbitmqServer(object):
             out.write("[rabbitmq_management].\n" if self.management_port else "[].\n")
         return dict(os.environ, HOME=self.dir, RABBITMQ_MNESIA_BASE=os.path.join(self.dir, "mnesia"),
                     RABBITMQ_LOG_BASE=self.dir, RABBITMQ_LOGS="-", RABBITMQ_CONFIG_FILE=config,
+                    ERL_CRASH_DUMP=os.path.join(self.dir, "erl_crash.dump"),
                     RABBITMQ_ENABLED_PLUGINS_FILE=plugins, RABBITMQ_NODENAME="test-%d@localhost" % self.port,
                     ERL_EPMD_PORT=str(self.epmd_port), ERL_EPMD_ADDRESS="127.0.0.1",
                     RABBITMQ_DIST_PORT=str(self.dist_port),
@@ -303,16 +308,32 @@ class RabbitmqServer(object):
             ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"], env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
         wait_for(lambda: port_open(self.epmd_port), 10, "epmd on %d" % self.epmd_port)
-        self.start_broker(env, log)
-        return self
+        for attempt in range(3):
+            try:
+                self.start_broker(env, log)
+                return self
+            except BrokerExited:
+                # A port free when chosen may be taken before the node binds it (another process's
+                # outgoing connections): a fresh node tries fresh ports.
+                if attempt == 2:
+                    raise
+                self.port, self.dist_port = free_port(), free_port()
+                self.management_port = self.management_port and free_port()
+                env = self.environment()
 
     def start_broker(self, env=None, log=None):
         log = log or open(os.path.join(self.dir, "broker.log"), "a")
         self.broker = subprocess.Popen([RABBITMQ_SERVER], env=env or self.environment(), stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(self.broker)
-        wait_for(lambda: port_open(self.port) and (not self.management_port or port_open(self.management_port)),
-                 60, "rabbitmq-server on %d" % self.port)
+        wait_for(self._listening, 60, "rabbitmq-server on %d" % self.port)
+
+    def _listening(self):
+        if self.broker.poll() is not None:
+            with open(os.path.join(self.dir, "broker.log")) as log:
+                raise BrokerExited("rabbitmq-server exited while starting (code %s): %s" % (
+                    self.broker.returncode, log.read()[-300:]))
+        return port_open(self.port) and (not self.management_port or port_open(self.management_port))
 
     def stop_broker(self):
         """Stop the broker (its epmd stays), as a restart's first half."""

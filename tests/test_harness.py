@@ -1,9 +1,14 @@
 """The harness serves the benchmarks too, which run without Django settings."""
 import os
+import shutil
+import socket
 import subprocess
 import sys
 
+import pytest
 from django.conf import settings
+
+from harness.servers import RabbitmqServer, port_open
 
 
 def test_the_harness_imports_without_django_settings():
@@ -15,3 +20,20 @@ def test_the_harness_imports_without_django_settings():
                             cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             universal_newlines=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_a_broker_whose_port_was_taken_starts_on_fresh_ones():
+    """A test broker whose distribution port is taken before it binds (by another process) fails at
+    once, not after the 60 s wait, and the harness starts a fresh node on fresh ports."""
+    if shutil.which("epmd") is None:
+        pytest.skip("rabbitmq-server is not installed (make test installs it)")
+    server = RabbitmqServer()
+    taken = server.dist_port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen(1)
+        try:
+            server.start()
+            assert server.dist_port != taken and port_open(server.port)
+        finally:
+            server.close()
