@@ -285,7 +285,18 @@ def sockets_plot(data, filename):
     found = sockets_rows(data)
     if not found:
         return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5))
+    storms = {config: kinds["reconnect"]["timeline"] for config, kinds in found.items()
+              if kinds.get("reconnect", {}).get("timeline")}
+    fig, axes = plt.subplots(1, 3 if storms else 2, figsize=(15 if storms else 10, 4.5))
+    left, right = axes[0], axes[1]
+    if storms:
+        for config, timeline in sorted(storms.items()):
+            axes[2].plot([t for t, _ in timeline], [n for _, n in timeline], label=config)
+        axes[2].axvline(30, color="red", linestyle="--", label="target 30 s")
+        axes[2].set_title("Reconnect storm: sockets open after a daphne's SIGKILL", fontsize=10)
+        axes[2].set_xlabel("seconds after the kill")
+        axes[2].grid(True, alpha=0.3)
+        axes[2].legend(fontsize=8)
     configs = sorted(found)
     colors, labelled = {}, set()
     for x, config in enumerate(configs):

@@ -532,12 +532,13 @@ class Bench(object):
         os.kill(victim, signal.SIGKILL)
         progress("  %-28s killed daphne %d holding %d sockets (the others hold %s)" % (
             config, victim, held[victim], [held[pid] for pid in survivors]))
-        status = []
+        status, timeline = [], []
         while time.monotonic() < killed_at + 180:
             time.sleep(0.5)
             for pid in survivors:
                 lowest[pid] = min(lowest[pid], open_files(pid) - fds_before[pid])
             status = crowd.ask("status", "status")
+            timeline.append((time.monotonic() - killed_at, sum(s["open"] for s in status)))
             if sum(s["closes"] for s in status) and sum(s["open"] for s in status) >= open_before:
                 break
         back = [s["last_back"] for s in status if s["last_back"] is not None]
@@ -552,7 +553,7 @@ class Bench(object):
                "client_closes": closes, "other_closes": closes - held[victim],
                "survivor_sockets_before": [held[pid] for pid in survivors],
                "survivor_sockets_lowest": [lowest[pid] for pid in survivors],
-               "reconnect_failures": failures}
+               "reconnect_failures": failures, "timeline": timeline}
         time.sleep(2)
         ms, missed = crowd.broadcast(timeout)
         row.update(broadcast_after_ms=ms, missed_after=missed)
