@@ -103,9 +103,12 @@ def _presence(room, event, user, joiner=None, announce=True):
     """Tell the room who joined or left, with who is online. A join or leave goes to every member,
     which is members² frames while a big room fills: past CHAT_PRESENCE_BROADCAST_MAX sockets only
     the joiner hears it (so it still learns who is online)."""
+    broadcast = announce and Presence.live(room).count() <= settings.CHAT_PRESENCE_BROADCAST_MAX
+    if not broadcast and joiner is None:
+        return  # a leave in a big room: nobody to tell, nothing to read
     frame = protocol.encode({"type": "presence", "event": event, "user": user.get_username(),
                              "online": Presence.online(room)})
-    if announce and Presence.live(room).count() <= settings.CHAT_PRESENCE_BROADCAST_MAX:
+    if broadcast:
         Group(room.group).send(frame)
-    elif joiner is not None:
+    else:
         joiner.send(frame)

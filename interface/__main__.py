@@ -40,6 +40,14 @@ def channel_layer():
     return getattr(importlib.import_module(module), name)(**config["CONFIG"])
 
 
+# Seconds a WebSocket handshake may wait for the realtime pool to accept it (daphne's connect
+# timeout, its default). autobahn's own opening-handshake timeout (daphne's handshake timeout, 5 s by
+# default) is the same: at 5 s a burst queued in websocket.connect behind a busy pool was dropped
+# (nginx answered 502) while the workers still ran each dropped handshake's connect, and a reconnect
+# storm of 10,000 sockets collapsed into refusals (bench sockets scenario).
+CONNECT_TIMEOUT = 20
+
+
 def main(argv=None):
     options = parser().parse_args(argv)
     endpoints = list(options.endpoint)
@@ -63,6 +71,8 @@ def main(argv=None):
         proxy_forwarded_port_header="X-Forwarded-Port",
         proxy_forwarded_proto_header="X-Forwarded-Proto",
         max_message_bytes=options.max_message_bytes,
+        websocket_connect_timeout=CONNECT_TIMEOUT,
+        websocket_handshake_timeout=CONNECT_TIMEOUT,
     )
     freeze_startup()
     server.run()

@@ -8,7 +8,7 @@ from channels.exceptions import DenyConnection
 from channels.test import ChannelTestCase, WSClient
 from django.contrib.auth.models import User
 
-from chat.models import Message, Room
+from chat.models import Message, Presence, Room
 
 from .sockets import handshake_headers
 
@@ -250,6 +250,13 @@ class PresenceTests(ConsumerTestCase):
         self.assertEqual([f for f in self.frames(self.client) if f["type"] == "presence"], [])
         self.assertEqual([f["online"] for f in self.frames(other) if f.get("type") == "presence"],
                          [["alice", "bob"]])
+
+    def test_online_lists_each_user_once_however_many_sockets(self):
+        """A user with several sockets is online once: the list is sorted and without duplicates."""
+        self.connect(User.objects.create_user("bob", password="pw-bob-12345"))
+        self.connect(self.alice)
+        self.connect(self.alice)
+        self.assertEqual(Presence.online(Room.objects.get(slug="lobby")), ["alice", "bob"])
 
 
 class FloodTests(ConsumerTestCase):
