@@ -74,7 +74,10 @@ class Record(object):
     def around(self, consumer):
         """The consumer, with its message held in the record while it runs."""
         def held(message, **kwargs):
-            self.hold(message.channel.name, message.content)
+            try:
+                self.hold(message.channel.name, message.content)
+            except Exception as exc:  # a record is a help to recovery, never a reason not to run
+                logger.warning("Cannot hold a message on %s in %s: %s", message.channel.name, self.path, exc)
             try:
                 return consumer(message, **kwargs)
             finally:

@@ -60,6 +60,14 @@ def test_a_consumer_that_raises_leaves_nothing_held(directory):
     assert inflight.read(record.fd) is None
 
 
+def test_a_message_that_cannot_be_held_still_runs(directory):
+    """A record that cannot be written (a message the codec refuses) never keeps the consumer from running."""
+    record = inflight.Record(directory, "workers-realtime_00")
+    consumer = mock.Mock(return_value="ran")
+    assert record.around(consumer)(message(text=object())) == "ran"
+    assert inflight.read(record.fd) is None
+
+
 def test_a_live_worker_record_is_locked_and_a_clean_exit_removes_it(directory):
     """Nobody takes a live worker's record; one that exits by itself (SIGTERM) leaves no file behind."""
     record = inflight.Record(directory, "workers-realtime_00")

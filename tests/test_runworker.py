@@ -43,3 +43,14 @@ def test_other_errors_still_end_the_worker():
     receive = runworker.outlast_outages(mock.Mock(side_effect=KeyError("bug")), (ConnectionError,))
     with pytest.raises(KeyError):
         receive(["websocket.receive"])
+
+
+def test_a_worker_without_a_writable_run_dir_still_starts(tmpdir):
+    """No in-flight record (the directory cannot be made) is a warning, not a worker that cannot start."""
+    blocked = tmpdir.join("file")
+    blocked.write("")
+    paths = mock.Mock(inflight=str(blocked.join("inflight")))
+    with mock.patch.dict(runworker.os.environ, SUPERVISOR_PROCESS_NAME="workers-realtime_00"), \
+            mock.patch.object(runworker.settings, "CHAT_PATHS", paths), \
+            mock.patch.object(runworker.programs, "started_here", return_value=[runworker.programs.named("reclaim")]):
+        assert runworker.in_flight_record() is None

@@ -80,7 +80,12 @@ def in_flight_record():
     name = os.environ.get("SUPERVISOR_PROCESS_NAME")
     if name is None or programs.named("reclaim") not in programs.started_here():
         return None
-    return inflight.Record(settings.CHAT_PATHS.inflight, name)
+    try:
+        return inflight.Record(settings.CHAT_PATHS.inflight, name)
+    except OSError as exc:  # the worker still works, its frames only lose their way back
+        logger.warning("No in-flight record for %s (%s): a frame it dies with waits for the client's resend; "
+                       "check that %s is writable", name, exc, settings.CHAT_PATHS.inflight)
+        return None
 
 
 class Command(runworker.Command):
