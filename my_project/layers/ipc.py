@@ -305,9 +305,11 @@ class LegacyGroupStore(GroupPasses, LegacyStoreMixin, GroupMemoryStore):
 
 
 class IPCChannelLayer(IPCQuestions, asgi_ipc.IPCChannelLayer):
-    """asgi_ipc, crash-safe (see CrashSafeStoreMixin), one store pass per operation (see
-    ChannelStore), and woken by a Doorbell instead of polling: a blocking receive for runworker
-    and the "twisted" extension for daphne, which then stops polling every 50 ms."""
+    """asgi_ipc, crash-safe (see CrashSafeStoreMixin), marshalled (see MarshalStoreMixin; the
+    previous format is still served to old-code processes during a rollout, see FORMAT), one store
+    pass per operation (see ChannelPasses), and woken by a Doorbell instead of polling: a blocking
+    receive for runworker and the "twisted" extension for daphne, which then stops polling every
+    50 ms."""
 
     extensions = ["flush", "groups", "twisted", "send_batch", "cross_python"]
 
