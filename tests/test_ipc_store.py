@@ -134,9 +134,15 @@ def test_what_an_old_process_sent_is_received(layer):
 
 
 def test_groups_are_shared_with_old_processes_while_there_are_any(layer):
-    """With an old-code process around, a join goes to both stores (its group sends read the old
-    one); a group send of new code reaches members from either, once each."""
+    """With an old-code worker around, a join goes to both stores (its group sends read the old
+    one), not with only an old daphne; a group send of new code reaches members from either, once
+    each."""
+    daphne = old_code_listener(layer, ["daphne.response.old!"])
+    layer.group_add("room", "chat.a")
+    assert layer.legacy_groups.get_value() == {}
+    daphne.close()
     old = old_code_listener(layer, ["chat.old"])
+    layer.doorbell._peers = (None, 0.0, {})  # forget the listing cached in this process
     layer.group_add("room", "chat.a")
     assert layer.legacy_groups.get_value() == layer.group_store.get_value()
     old.close()

@@ -106,10 +106,6 @@ class Doorbell(object):
         """What each listener without this doorbell's tag waits on (None: it announced nothing)."""
         return [wants for wants in self._listeners().values() if wants is None or self.tag not in wants]
 
-    def any_untagged(self):
-        """Whether any listener lacks this doorbell's tag."""
-        return bool(self.untagged_wants())
-
     def _listeners(self):
         try:
             mtime = os.stat(self.directory).st_mtime_ns

@@ -415,12 +415,12 @@ class IPCChannelLayer(IPCQuestions, asgi_ipc.IPCChannelLayer):
         return members
 
     def group_add(self, group, channel):
-        """Join this format's store, and the old one too while an old-code process is around:
-        its group sends read only that."""
+        """Join this format's store, and the old one too while an old-code worker is around: its
+        group sends read only that (an old daphne sends to no group)."""
         assert self.valid_group_name(group), "Invalid group name"
         expiry = time.time() + self.group_expiry
         self.group_store.add(group, channel, expiry)
-        if self.doorbell.any_untagged():
+        if self.old_code_workers():
             self.legacy_groups.add(group, channel, expiry)
 
     def group_discard(self, group, channel):
