@@ -201,6 +201,10 @@ class GroupPasses(object):
 # "<prefix>-messages-v2" and "<prefix>-groups-v2", so the two formats never share a segment. A rollout
 # restarts the workers on new code while daphne keeps the old: IPCChannelLayer keeps reading the
 # old segments while they hold anything and writes there what an old-code process waits for.
+# A rollback (old workers again) goes through the same door once they listen, but what was queued
+# in the new segments before, and joins made while no old worker was around, stay unseen by them:
+# those messages expire (at-most-once: clients resend what was not acked) and the joins recur
+# with the next connection.
 FORMAT = "v2"
 FORMAT_TAG = "~ipc-format-" + FORMAT  # announced on the doorbell; "~" is in no channel name
 LEGACY_EMPTY = pickle.dumps({}, protocol=2)  # what the old code leaves in an empty store
