@@ -1,6 +1,7 @@
 """The programs of supervisord.conf, and which of them this host starts."""
 import collections
 
+from channels import DEFAULT_CHANNEL_LAYER, channel_layers
 from django.conf import settings
 
 Program = collections.namedtuple("Program", "name role binary package layer_server pool clients")
@@ -58,10 +59,15 @@ def _runs_here(program, role):
         return False
     if program.name == "sentinel" and not sentinel_layout():
         return False
-    if program.name == "reclaim" and settings.CHAT_LAYER == "rabbitmq":
-        # RabbitMQ gives a dead worker's unacknowledged message to another worker by itself.
+    if program.name == "reclaim" and "redelivery" in layer_extensions():
+        # The layer gives a dead worker's message to another worker by itself (RabbitMQ: unacked).
         return False
     return not (program.name == "gunicorn" and settings.CHAT_TOPOLOGY == "asgi")
+
+
+def layer_extensions():
+    """What the deployment's layer can do beyond ASGI v1 (its `extensions`)."""
+    return channel_layers[DEFAULT_CHANNEL_LAYER].channel_layer.extensions
 
 
 def sentinel_layout():

@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 from django.conf import settings
@@ -25,7 +26,7 @@ def names(started):
 
 ONE_MACHINE = ["daphne", "workers-realtime", "workers-background", "workers-default", "delay", "reclaim",
                "gunicorn", "nginx"]
-# RabbitMQ gives a dead worker's message to another worker itself: no reclaimer.
+# A layer with "redelivery" (RabbitMQ) gives a dead worker's message to another worker itself: no reclaimer.
 ON_RABBITMQ = [name for name in ONE_MACHINE if name != "reclaim"]
 
 
@@ -36,7 +37,8 @@ def test_one_machine_runs_everything_but_a_foreign_layer_server():
         assert names(programs.started_here()) == ONE_MACHINE
     with override_settings(CHAT_LAYER_SERVER="redis"):
         assert names(programs.started_here()) == ["redis"] + ONE_MACHINE
-    with override_settings(CHAT_LAYER_SERVER="rabbitmq", CHAT_LAYER="rabbitmq"):
+    with override_settings(CHAT_LAYER_SERVER="rabbitmq", CHAT_LAYER="rabbitmq"), \
+            mock.patch("ops.programs.layer_extensions", return_value=["redelivery"]):
         assert names(programs.started_here()) == ["epmd", "rabbitmq"] + ON_RABBITMQ
 
 

@@ -62,7 +62,8 @@ class ProjectLayer(object):
     the full channel sends returned), "values" (a values(namespace) method: a store of
     expiring strings next to the layer, for channel sessions) and "cross_python" (its messages are
     read and written alike by msgpack 0.5 and 1.x: codec.py; an interface server on another Python
-    than the workers' may use it).
+    than the workers' may use it) and "redelivery" (a message whose worker died before taking
+    the next one is given to another worker by the layer itself: no reclaim listener needed).
     """
 
     # What the layer raises while its server is away (a restart, an outage): a loop that sends

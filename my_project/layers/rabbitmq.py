@@ -56,7 +56,7 @@ class RabbitmqChannelLayer(ProjectLayer, BaseChannelLayer):
     returns nothing (a blocking one after waiting the delay out), so a worker's loop goes on.
     """
 
-    extensions = ["groups", "flush", "statistics", "twisted", "send_batch", "cross_python"]
+    extensions = ["groups", "flush", "statistics", "twisted", "send_batch", "cross_python", "redelivery"]
     # Seconds between connection attempts while the broker is away: doubling, so that a long outage
     # is not hammered, up to a cap a restart (about 10 s of a broker stopping and booting) outlasts
     # by little.
