@@ -1,6 +1,7 @@
 """Spam scoring of stored messages: slow work for the background pool, off the realtime path."""
 import logging
 import re
+import time
 
 from django.db.models import Case, FloatField, Value, When
 
@@ -27,10 +28,15 @@ def spam_score(text):
     return round(min(score, 1.0), 3)
 
 
-# Jobs scored per wake-up at most: whatever queued up while the pool was busy is drained and stored
-# in one UPDATE (one write transaction on the database, which the realtime pool's inserts wait for),
-# instead of one statement and one commit per message.
+# Jobs scored per wake-up at most: whatever queued up while the pool was busy or lingering is taken
+# in one round trip (a layer with "receive_batch") and stored in one UPDATE (one write transaction on
+# the database, which the realtime pool's inserts wait for), instead of a pop, a statement and a
+# commit per message.
 BATCH = 100
+# A wake-up waits this long for jobs to queue up behind the first before taking them: a score is
+# nobody's wait, and at hundreds of messages a second tens are scored per wake-up (at one a second,
+# one each, 50 ms later).
+LINGER = 0.05
 
 
 def moderate(message):
@@ -38,11 +44,16 @@ def moderate(message):
     which pool did it. A job carries the text (a realtime worker had it at hand): no query to read
     it back; a job without it (queued by an older release) reads it."""
     jobs = [message.content]
-    while len(jobs) < BATCH:
-        channel, content = message.channel_layer.receive_many([message.channel.name], block=False)
-        if channel is None:
-            break
-        jobs.append(content)
+    layer, channel = message.channel_layer, message.channel.name
+    if "receive_batch" in layer.extensions:
+        time.sleep(LINGER)
+        jobs += layer.receive_batch(channel, BATCH - 1)
+    else:
+        while len(jobs) < BATCH:
+            found, content = layer.receive_many([channel], block=False)
+            if found is None:
+                break
+            jobs.append(content)
     texts = {job["message_id"]: job.get("text") for job in jobs}
     missing = [pk for pk, text in texts.items() if text is None]
     if missing:  # jobs of an older release

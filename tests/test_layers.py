@@ -175,6 +175,17 @@ def drain(layer, channel):
         out.append(found)
 
 
+def test_receive_batch_takes_up_to_its_limit_in_order(batch_layer):
+    """receive_batch gives up to `limit` messages of one channel, oldest first, at once, and an
+    empty list when the channel holds none; the layer names it among its extensions."""
+    assert "receive_batch" in batch_layer.extensions
+    for n in range(5):
+        batch_layer.send("t.jobs", {"n": n})
+    assert [m["n"] for m in batch_layer.receive_batch("t.jobs", 3)] == [0, 1, 2]
+    assert [m["n"] for m in batch_layer.receive_batch("t.jobs", 3)] == [3, 4]
+    assert batch_layer.receive_batch("t.jobs", 3) == []
+
+
 def test_send_batch_delivers_in_order_and_reports_full_channels(batch_layer):
     """One send_batch reaches plain and process-local channels and group members in order, drops
     for full group members, names the full channels, and a group sent to "once" is empty after."""

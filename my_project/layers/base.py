@@ -60,10 +60,12 @@ class ProjectLayer(object):
     layer can do beyond ASGI v1 it names in `extensions`, as ASGI's own extensions are named:
     "send_batch" (a send_batch(sends) method: the sends above, in order, at once; the names of
     the full channel sends returned), "values" (a values(namespace) method: a store of
-    expiring strings next to the layer, for channel sessions) and "cross_python" (its messages are
+    expiring strings next to the layer, for channel sessions), "cross_python" (its messages are
     read and written alike by msgpack 0.5 and 1.x: codec.py; an interface server on another Python
-    than the workers' may use it) and "redelivery" (a message whose worker died before taking
-    the next one is given to another worker by the layer itself: no reclaim listener needed).
+    than the workers' may use it), "receive_batch" (a receive_batch(channel, limit) method: up to
+    limit messages of one channel in one pass, without waiting) and "redelivery" (a message whose
+    worker died before taking the next one is given to another worker by the layer itself: no
+    reclaim listener needed).
     """
 
     # What the layer raises while its server is away (a restart, an outage): a loop that sends

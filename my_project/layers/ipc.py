@@ -315,7 +315,7 @@ class IPCChannelLayer(IPCQuestions, asgi_ipc.IPCChannelLayer):
     receive for runworker and the "twisted" extension for daphne, which then stops polling every
     50 ms."""
 
-    extensions = ["flush", "groups", "twisted", "send_batch", "cross_python"]
+    extensions = ["flush", "groups", "twisted", "send_batch", "cross_python", "receive_batch"]
 
     def __init__(self, prefix="asgi", expiry=60, group_expiry=86400, capacity=10, channel_capacity=None,
                  message_memory=100 * 1024 * 1024, group_memory=20 * 1024 * 1024, block_timeout=1.0,
@@ -466,6 +466,12 @@ class IPCChannelLayer(IPCQuestions, asgi_ipc.IPCChannelLayer):
             if not block or remaining <= 0:
                 return None, None
             self.doorbell.wait(channels, remaining)
+
+    def receive_batch(self, channel, limit):
+        """Up to `limit` messages of one channel in one store pass, without waiting: [message]."""
+        assert self.valid_channel_name(channel, receive=True), "channel name invalid"
+        found = self._pop([channel], limit=limit)
+        return [self._unpack(found[0], item)[1] for item in found[1]] if found else []
 
     def receive_twisted(self, channels):
         """daphne's reader: a Deferred firing with (channel, message) once one arrives, or

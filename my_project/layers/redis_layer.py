@@ -79,7 +79,8 @@ class RedisChannelLayer(RedisQuestions, asgi_redis.RedisChannelLayer):
     installed. Every process of a deployment must use this class: the list items are not upstream's.
     """
 
-    extensions = asgi_redis.RedisChannelLayer.extensions + ["send_batch", "values", "cross_python"]
+    extensions = asgi_redis.RedisChannelLayer.extensions + ["send_batch", "values", "cross_python",
+                                                            "receive_batch"]
     # Seconds daphne's reader waits for a shard's answer before it drops the connection; None: as long
     # as the connection lives (a server of the deployment's own, or one whose address never changes).
     reader_reply_timeout = None
@@ -223,6 +224,15 @@ class RedisChannelLayer(RedisQuestions, asgi_redis.RedisChannelLayer):
             with self._wake_lock:
                 found = self._wait(shards)
         return found or (None, None)
+
+    def receive_batch(self, channel, limit):
+        """Up to `limit` messages of one channel in one round trip, without waiting: [message]."""
+        assert self.valid_channel_name(channel, receive=True), "Channel name invalid"
+        popped = self.scripts.pop_many(self.connection(self.consistent_hash(channel)), [self.prefix + channel], limit)
+        if not popped:
+            return []
+        found = (self._unpack(popped[0], item) for item in popped[1:])
+        return [message for _, message in filter(None, found)]
 
     def _sweep(self, shards):
         """(channel, message) from the first of [(shard index, list keys)] holding one, or None."""

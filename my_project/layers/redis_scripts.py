@@ -224,6 +224,7 @@ class Scripts(object):
         self.expiry = layer.expiry
         register = layer.connection(0).register_script
         self._pop = register(LUA_POP)
+        self._pop_many = register(LUA_POP_MANY)
         self._members = register(LUA_GROUP_MEMBERS)
         self._send = register(LUA_SEND)
         self._batch = register(LUA_BATCH)
@@ -247,6 +248,10 @@ class Scripts(object):
     def pop(self, client, list_keys):
         """[list key, item] of the first live message of the lists, or None."""
         return self._pop(keys=list_keys, client=client)
+
+    def pop_many(self, client, list_keys, limit):
+        """[list key, items...] of up to limit live messages of the first non-empty list, or None."""
+        return self._pop_many(keys=list_keys, args=pop_many_args(limit), client=client)
 
     def members(self, client, group_key, cutoff):
         return self._members(keys=[group_key], args=self._args(MEMBERS_ARGS, {"cutoff": cutoff}),
