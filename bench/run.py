@@ -12,6 +12,7 @@ import os
 import platform
 import queue
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -327,16 +328,22 @@ class Bench(object):
                 config, "chat round trip, 1 client",
                 self.loadgen(site, "chat", "--users", users(1), "--n", n)))
 
-    def chat100(self, site, config):
-        """100 clients chatting as fast as they can, and the CPU each kind of process spent per
-        message meanwhile (where a message's cost goes on these two cores)."""
-        users = self.users(site, 100)
-        pids = process_pids(site)
+    def chat100(self, site, config, pids=None, users=None):
+        """100 clients chatting as fast as they can, and the CPU each kind of process (pids: [(kind,
+        pid)], the deployment's by default) and the load generator spent per message meanwhile
+        (where a message's cost goes on these two cores)."""
+        users = users or self.users(site, 100)
+        pids = pids or process_pids(site)
         before = {pid: cpu_seconds(pid) for _, pid in pids}
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         data = self.loadgen(site, "chat", "--users", users, "--duration", 5 if self.quick else 15,
                             "--warmup", 2)
         # the load generator's messages include its warm-up ones, at most 2 per client
-        cpu = cpu_per_unit(pids, before, len(data["latency_ms"]))
+        count = max(1, len(data["latency_ms"]))
+        cpu = cpu_per_unit(pids, before, count)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the load generator, a child that exited
+        cpu["load generator"] = 1000.0 * (after.ru_utime + after.ru_stime
+                                          - children.ru_utime - children.ru_stime) / count
         self.record(config, "chat, 100 clients/100 rooms", data)
         self.results[-1]["cpu_ms_per_message"] = cpu
         progress("  %-28s CPU ms per message: %s" % (config, ", ".join(
@@ -677,10 +684,8 @@ class Bench(object):
                 return
             self.round_trips(site, config, scenarios, self.peer_users)
             if "chat100" in scenarios:
-                self.attempt(config, "chat, 100 clients/100 rooms", lambda: self.record(
-                    config, "chat, 100 clients/100 rooms",
-                    self.loadgen(site, "chat", "--users", self.peer_users(100), "--duration",
-                                 5 if self.quick else 15, "--warmup", 2)))
+                self.attempt(config, "chat, 100 clients/100 rooms", lambda: self.chat100(
+                    site, config, pids=site.pids, users=self.peer_users(100)))
             if "memory" in scenarios:
                 self.results.append({"config": config, "scenario": "RSS daphne (consumers in it)",
                                      "rss_mb": rss_mb(daphne.pid)})
@@ -708,7 +713,8 @@ class Bench(object):
                 cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                 stderr=open(os.path.join(self.workdir, "peer-daphne.log"), "w"))
             wait_for(lambda: port_open(port), 30, "the peer's daphne on %d" % port)
-            yield type("PeerSite", (), {"url": "http://127.0.0.1:%d" % port})(), daphne
+            yield type("PeerSite", (), {"url": "http://127.0.0.1:%d" % port, "pids": [
+                ("daphne", daphne.pid), ("redis", redis_server.process.pid)]})(), daphne
         finally:
             if daphne is not None:
                 daphne.terminate()
