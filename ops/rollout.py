@@ -69,6 +69,28 @@ class Totals(object):
             self.consumed, self.errors, 100 * self.error_rate, self.mean_ms)
 
 
+# Messages the old workers of a pool handled in the window while its canary handled none: past this,
+# the canary is not taking its share (a release that breaks the consumer before it counts, or a
+# worker stuck before its first receive), not merely idle.
+SILENT_CANARY = 20
+
+
+def verdict(pool, canary, old, max_error_rate, max_latency_ratio, beside=True):
+    """Why the canary's Totals in the window fail against the old workers' (beside: the old
+    workers' in the same window; else the pool's record before the rollout), as RolloutAborted's
+    text; None when it passes."""
+    if canary.consumed and canary.error_rate > max(max_error_rate, 2 * old.error_rate):
+        return "%s canary error rate %.1f%% (old %.1f%%, limit %.1f%%)" % (
+            pool, 100 * canary.error_rate, 100 * old.error_rate, 100 * max_error_rate)
+    if canary.consumed and old.consumed and canary.mean_ms > 5.0 and \
+            canary.mean_ms > max_latency_ratio * old.mean_ms:
+        return "%s canary handles a message in %.1f ms, %.1fx the old %.1f ms" % (
+            pool, canary.mean_ms, canary.mean_ms / old.mean_ms, old.mean_ms)
+    if not canary.consumed and beside and old.consumed >= SILENT_CANARY:
+        return "%s canary handled no message while the old workers handled %d" % (pool, old.consumed)
+    return None
+
+
 def stats_for(procs):
     """The totals of these processes (supervisord's infos, with their "host")."""
     procs = list(procs)
@@ -171,24 +193,25 @@ class Rollout(object):
         return info
 
     def judge(self, pool, before, canary_procs, old_procs):
-        """Watch the canaries for the window and compare them with the old workers."""
+        """Watch the canaries for the window and compare them with the old workers. A canary that
+        handled nothing beside busy old workers is watched for one more window (one still starting
+        up on a loaded machine) before it is stopped."""
         start_canary = stats_for(canary_procs)
         start_old = stats_for(old_procs)
-        self.out("  %s: watching the canary for %gs..." % (pool, self.window))
-        deadline = time.time() + self.window
-        while time.time() < deadline:
-            time.sleep(min(1.0, max(0.0, deadline - time.time())))
-            self.alive(pool, canary_procs)
-        canary = stats_for(canary_procs).minus(start_canary)
-        old = stats_for(old_procs).minus(start_old) if old_procs else before
-        self.out("  %s: canary %s | old %s" % (pool, canary, old))
-        if canary.consumed and canary.error_rate > max(self.max_error_rate, 2 * old.error_rate):
-            raise RolloutAborted("%s canary error rate %.1f%% (old %.1f%%, limit %.1f%%)" % (
-                pool, 100 * canary.error_rate, 100 * old.error_rate, 100 * self.max_error_rate))
-        if canary.consumed and old.consumed and canary.mean_ms > 5.0 and \
-                canary.mean_ms > self.max_latency_ratio * old.mean_ms:
-            raise RolloutAborted("%s canary handles a message in %.1f ms, %.1fx the old %.1f ms" % (
-                pool, canary.mean_ms, canary.mean_ms / old.mean_ms, old.mean_ms))
+        for watch in (1, 2):
+            self.out("  %s: watching the canary for %gs..." % (pool, self.window))
+            deadline = time.time() + self.window
+            while time.time() < deadline:
+                time.sleep(min(1.0, max(0.0, deadline - time.time())))
+                self.alive(pool, canary_procs)
+            canary = stats_for(canary_procs).minus(start_canary)
+            old = stats_for(old_procs).minus(start_old) if old_procs else before
+            self.out("  %s: canary %s | old %s" % (pool, canary, old))
+            why = verdict(pool, canary, old, self.max_error_rate, self.max_latency_ratio, beside=bool(old_procs))
+            if not why or canary.consumed or watch == 2:
+                break
+        if why:
+            raise RolloutAborted(why)
         if not canary.consumed:
             self.out("  %s: the canary saw no traffic in the window; judged on staying up only" % pool)
 
