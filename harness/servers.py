@@ -301,6 +301,15 @@ class RabbitmqServer(object):
                     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+S 1:1 -kernel inet_dist_use_interface {127,0,0,1}")
 
     def start(self):
+        """epmd, then the broker; on failure nothing is left running (a test class whose set-up
+        raises is never torn down)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self):
         env = self.environment()
         log = open(os.path.join(self.dir, "broker.log"), "w")
         # epmd in the foreground, ours: Erlang would otherwise start one as a daemon that outlives us.

@@ -4,11 +4,12 @@ import shutil
 import socket
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 from django.conf import settings
 
-from harness.servers import RabbitmqServer, port_open
+from harness.servers import BrokerExited, RabbitmqServer, port_open
 
 
 def test_the_harness_imports_without_django_settings():
@@ -37,3 +38,15 @@ def test_a_broker_whose_port_was_taken_starts_on_fresh_ones():
             assert server.dist_port != taken and port_open(server.port)
         finally:
             server.close()
+
+
+def test_a_broker_that_cannot_start_leaves_nothing_running():
+    """When the broker never comes up, start() stops the epmd it started before raising: a test
+    class whose set-up raises is never torn down, and its epmd outlived the run."""
+    if shutil.which("epmd") is None:
+        pytest.skip("rabbitmq-server is not installed (make test installs it)")
+    server = RabbitmqServer()
+    with mock.patch.object(RabbitmqServer, "start_broker", side_effect=BrokerExited("no broker")):
+        with pytest.raises(BrokerExited):
+            server.start()
+    assert server.processes == [] and not port_open(server.epmd_port)
