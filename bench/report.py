@@ -18,6 +18,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
 
+def save(fig, filename):
+    """Lay the figure out, write it to bench/<filename>, let it go."""
+    fig.tight_layout()
+    fig.savefig(os.path.join(HERE, filename), dpi=90)
+    plt.close(fig)
+
+
 def rows(data, scenario_prefix):
     return [r for r in data["results"] if r["scenario"].startswith(scenario_prefix)]
 
@@ -36,9 +43,7 @@ def latency_plot(data, scenario, filename, title):
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(HERE, filename), dpi=90)
-    plt.close(fig)
+    save(fig, filename)
     return filename
 
 
@@ -62,9 +67,7 @@ def scaling_plot(data, filename):
     ax.set_title("Throughput against realtime workers (tuned)")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(HERE, filename), dpi=90)
-    plt.close(fig)
+    save(fig, filename)
     return filename
 
 
@@ -101,9 +104,7 @@ def layers_plot(data, filename):
         ax.set_title(label, fontsize=9)
         ax.grid(True, axis="y", alpha=0.3)
     fig.suptitle("The three layers side by side (medians of the rounds of one run)")
-    fig.tight_layout()
-    fig.savefig(os.path.join(HERE, filename), dpi=90)
-    plt.close(fig)
+    save(fig, filename)
     return filename
 
 
@@ -173,9 +174,7 @@ def versus_plot(data, filename):
         ax.legend(fontsize=7)
         ax.grid(True, axis="y", alpha=0.3)
     fig.suptitle("Ours (Redis, 2 realtime workers) / the Channels 4 peer, rounds alternating in one run")
-    fig.tight_layout()
-    fig.savefig(os.path.join(HERE, filename), dpi=90)
-    plt.close(fig)
+    save(fig, filename)
     return filename
 
 
@@ -323,9 +322,7 @@ def sockets_plot(data, filename):
         ax.set_xticklabels([c.split("/")[0] if c.startswith("peer") else c for c in configs], fontsize=8)
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(HERE, filename), dpi=90)
-    plt.close(fig)
+    save(fig, filename)
     return filename
 
 
@@ -374,9 +371,7 @@ def soak_plot(data, filename):
     ax.set_title("Memory through the soak")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(HERE, filename), dpi=90)
-    plt.close(fig)
+    save(fig, filename)
     return filename
 
 
