@@ -7,9 +7,7 @@ import shutil
 
 from django.conf import settings
 
-from . import programs
-from .capacity import plan
-from .environment import file_limit
+from . import capacity, programs
 from .exceptions import DeploymentError
 
 TEMPLATES = "nginx"  # in the checkout: nginx.conf includes the others
@@ -19,14 +17,14 @@ PLACEHOLDER = re.compile(r"\{\{ *([a-z_]+) *\}\}")
 def nginx_values():
     """What the templates' {{ name }}s stand for: nginx has no variables for paths and ports."""
     paths, network = settings.CHAT_PATHS, settings.CHAT_NETWORK
-    capacity = plan(settings.CHAT_MAX_SOCKETS, file_limit(), settings.CHAT_DAPHNE_PROCS)
+    planned = capacity.current()
     return {
         # Workers as root would make nginx's workers fall back to "nobody", who cannot reach the
         # sockets in the checkout; run them as the user who owns the deployment.
         "user": "user root;" if os.geteuid() == 0 else "",
-        "file_limit": str(capacity.file_limit),
-        "nginx_workers": str(capacity.nginx_workers),
-        "worker_connections": str(capacity.worker_connections),
+        "file_limit": str(planned.file_limit),
+        "nginx_workers": str(planned.nginx_workers),
+        "worker_connections": str(planned.worker_connections),
         "pid_file": os.path.join(paths.run, "nginx.pid"),
         "log_dir": paths.log,
         "temp_dir": paths.nginx_prefix,

@@ -60,7 +60,7 @@ def test_nginx_is_sized_from_the_descriptor_limit(tmp_path, monkeypatch):
     """nginx's workers and connections come from ops/capacity.py for the limit found at start: 20,000
     sockets at 20,000 descriptors take three workers of 19,900 connections (not one of 8192), each
     worker may open every descriptor of the limit, and nginx accepts the result."""
-    monkeypatch.setattr(render, "file_limit", lambda: 20000)
+    monkeypatch.setattr("ops.environment.file_limit", lambda: 20000)
     paths, files = rendered(tmp_path, "split", CHAT_MAX_SOCKETS=20000)
     main = files["nginx.conf"]
     assert "\nworker_processes 3;\n" in main
