@@ -5,6 +5,7 @@ import time
 
 from django.db.models import Case, FloatField, Value, When
 
+from my_project.layers.base import receive_batch
 from ops import identity
 
 from .models import Message
@@ -43,17 +44,10 @@ def moderate(message):
     """Consumer of background.moderate: score the job and the others waiting behind it, and record
     which pool did it. A job carries the text (a realtime worker had it at hand): no query to read
     it back; a job without it (queued by an older release) reads it."""
-    jobs = [message.content]
-    layer, channel = message.channel_layer, message.channel.name
-    if "receive_batch" in layer.extensions:
+    layer = message.channel_layer
+    if "receive_batch" in layer.extensions:  # one round trip however many: worth waiting for more
         time.sleep(LINGER)
-        jobs += layer.receive_batch(channel, BATCH - 1)
-    else:
-        while len(jobs) < BATCH:
-            found, content = layer.receive_many([channel], block=False)
-            if found is None:
-                break
-            jobs.append(content)
+    jobs = [message.content] + receive_batch(layer, message.channel.name, BATCH - 1)
     texts = {job["message_id"]: job.get("text") for job in jobs}
     missing = [pk for pk, text in texts.items() if text is None]
     if missing:  # jobs of an older release

@@ -1,4 +1,4 @@
-"""What the project asks of a channel layer beyond ASGI v1: batched sends, depths, clean-up, a check."""
+"""What the project asks of a channel layer beyond ASGI v1: batched sends and receives, depths, clean-up, a check."""
 
 # The kinds of send in a batch: [(kind, name, message)].
 CHANNEL = "channel"  # a send to one channel; the names of full ones are returned
@@ -37,6 +37,21 @@ def send_each(layer, sends):
     return full
 
 
+def receive_batch(layer, channel, limit):
+    """Up to `limit` messages of one channel, without waiting, through any ASGI layer. A layer with
+    the "receive_batch" extension takes them at once (one round trip or store pass); any other gets
+    one non-blocking receive each."""
+    if "receive_batch" in layer.extensions:
+        return layer.receive_batch(channel, limit)
+    out = []
+    while len(out) < limit:
+        found, message = layer.receive_many([channel], block=False)
+        if found is None:
+            break
+        out.append(message)
+    return out
+
+
 def _send_once(layer, group, message):
     # group_channels is not in the ASGI spec (asgi_ipc, asgi_redis and the in-memory layer have it):
     # without it the group stays behind until group_expiry.
@@ -63,9 +78,11 @@ class ProjectLayer(object):
     expiring strings next to the layer, for channel sessions), "cross_python" (its messages are
     read and written alike by msgpack 0.5 and 1.x: codec.py; an interface server on another Python
     than the workers' may use it), "receive_batch" (a receive_batch(channel, limit) method: up to
-    limit messages of one channel in one pass, without waiting) and "redelivery" (a message whose
+    limit messages of one channel in one pass, without waiting), "redelivery" (a message whose
     worker died before taking the next one is given to another worker by the layer itself: no
-    reclaim listener needed).
+    reclaim listener needed) and "machine_local" (the layer lives in this machine's memory, so may
+    the channel sessions; its old_code_workers() says whether workers of the release before its
+    current store format are still around, during a rollout).
     """
 
     # What the layer raises while its server is away (a restart, an outage): a loop that sends
