@@ -82,7 +82,7 @@ def _backend():
     if "values" in layer.extensions:
         return layer.values("session")
     paths = settings.CHAT_PATHS
-    if hasattr(layer, "old_code_workers"):  # the IPC layer: in tmpfs, on its machine's memory
+    if "machine_local" in layer.extensions:  # the IPC layer: in tmpfs, beside its shared memory
         return FileBackend(paths.channel_sessions_in_memory, previous=paths.channel_sessions,
                            old_readers=layer.old_code_workers)
     return FileBackend(paths.channel_sessions)

@@ -75,7 +75,8 @@ def test_the_layer_store_is_used_when_the_layer_has_one():
         Layer.extensions = ["groups"]
         assert isinstance(channel_sessions._backend(), FileBackend)
         assert channel_sessions._backend().previous is None
-        Layer.old_code_workers = lambda self: False  # the IPC layer's: sessions move to tmpfs
+        Layer.extensions = ["groups", "machine_local"]  # the IPC layer's: sessions move to tmpfs
+        Layer.old_code_workers = lambda self: False
         backend = channel_sessions._backend()
         assert backend.directory.startswith("/dev/shm/") and backend.previous.endswith("channel-sessions")
 

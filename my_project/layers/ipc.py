@@ -315,7 +315,7 @@ class IPCChannelLayer(IPCQuestions, asgi_ipc.IPCChannelLayer):
     receive for runworker and the "twisted" extension for daphne, which then stops polling every
     50 ms."""
 
-    extensions = ["flush", "groups", "twisted", "send_batch", "cross_python", "receive_batch"]
+    extensions = ["flush", "groups", "twisted", "send_batch", "cross_python", "receive_batch", "machine_local"]
 
     def __init__(self, prefix="asgi", expiry=60, group_expiry=86400, capacity=10, channel_capacity=None,
                  message_memory=100 * 1024 * 1024, group_memory=20 * 1024 * 1024, block_timeout=1.0,
