@@ -95,11 +95,10 @@ class Doorbell(object):
         """The channels among these that a listener without this doorbell's tag waits on (one that
         announced nothing counts as waiting on every channel)."""
         found = set()
-        for wants in self._listeners().values():
+        for wants in self.untagged_wants():
             if wants is None:
                 return set(channels)
-            if self.tag not in wants:
-                found.update(wants.intersection(channels))
+            found.update(wants.intersection(channels))
         return found
 
     def untagged_wants(self):
