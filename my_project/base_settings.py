@@ -81,11 +81,12 @@ _layer_config = {
                                                        minimum=1)), **{
         # daphne refuses a handshake that finds websocket.connect full (503 "Connection queue at
         # capacity"; 100 refused bursts of 200): hundreds connecting at once wait here for the
-        # realtime pool. Not more than the pool accepts within daphne's 5 s opening handshake timeout
-        # (autobahn drops the connection then, nginx answers 502), 100-300 a second on two cores: in
-        # a reconnect storm a longer queue holds only handshakes that will be dropped, whose
-        # connects the workers still handle (at 1000 and 10,000 the storm never ended); a quick 503
-        # sends the client to its backoff instead.
+        # realtime pool. Sized while daphne dropped a handshake after 5 s (autobahn's opening timeout;
+        # it is now daphne's 20 s connect timeout, interface/__main__.py): in a reconnect storm a
+        # longer queue held handshakes that were dropped while the workers still ran their connects
+        # (at 1000 and 10,000 the storm never ended); a quick 503 sends the client to its backoff.
+        # At 500 with the 20 s timeout, 20,000 sockets opened with none refused and a storm of
+        # 10,002 came back in 96 s (BENCHMARKS.md, 20,000 sockets).
         "websocket.connect": env.integer("CONNECT_CAPACITY", 500, minimum=1),
         # daphne closes a socket (1013) whose frame finds websocket.receive full: size it for a few
         # seconds of the realtime pool stalled (a worker host cut off inside a transaction holds a
