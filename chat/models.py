@@ -33,6 +33,10 @@ class Room(models.Model):
     def get_absolute_url(self):
         return "/rooms/%s/" % self.slug
 
+    def admits(self, user):
+        """Whether `user` may read and write the room."""
+        return True
+
 
 class Presence(models.Model):
     """One open socket of a user in a room; `seen` is refreshed by the client's pings."""

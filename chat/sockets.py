@@ -10,6 +10,11 @@ from .models import Room
 KEY = "chat_socket"
 
 
+def user_group(user_pk):
+    """Every open socket of one user, in any room (notifications, read marks shared by tabs)."""
+    return "user-%d" % user_pk
+
+
 def remember(session, user, room):
     """Called at the handshake, once the user and the room were looked up."""
     session[KEY] = [user.pk, user.get_username(), room.pk, room.slug]
