@@ -11,6 +11,7 @@ from channels.auth import http_session_user
 from channels.handler import AsgiRequest
 from django.conf import settings
 
+from my_project.headers import asgi_headers
 from ops import identity
 
 from .models import Message, Room
@@ -28,7 +29,7 @@ def response(status, body):
             [b"content-type", b"application/json"],
             [b"cache-control", b"no-store"],
             [b"x-served-by", identity.tag().encode()],
-        ],
+        ] + asgi_headers(),  # not through Django's middleware: its security headers here
         "content": json.dumps(body).encode(),
     }
 

@@ -2,6 +2,8 @@
 from django.conf.urls import url
 from django.contrib.auth import views as auth_views
 
+from guard.views import ThrottledLoginView
+
 from . import views
 
 urlpatterns = [
@@ -10,6 +12,6 @@ urlpatterns = [
     url(r"^rooms/(?P<slug>[-\w]+)/$", views.room_detail, name="room_detail"),
     url(r"^rooms/(?P<slug>[-\w]+)/messages$", views.room_messages, name="room_messages"),
     url(r"^accounts/signup/$", views.signup, name="signup"),
-    url(r"^accounts/login/$", auth_views.LoginView.as_view(), name="login"),
+    url(r"^accounts/login/$", ThrottledLoginView.as_view(), name="login"),
     url(r"^accounts/logout/$", auth_views.LogoutView.as_view(), name="logout"),
 ]

@@ -34,10 +34,16 @@ INSTALLED_APPS = [
     "channels",
     "channels.delay",  # `manage.py rundelay`: the timer behind long-poll time-outs
     "chat",
+    "guard",  # login throttling (its table), multipart refusal
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outermost but SecurityMiddleware's: their headers and cookie attributes reach every response,
+    # the refusals below included; the multipart refusal comes before anything reads request.POST.
+    "my_project.headers.security_headers",
+    "my_project.cookies.same_site",
+    "guard.multipart.refuse_multipart",
     # Static files from the app where nothing in front serves them (the Procfile's daphne on a
     # platform); behind nginx, nginx answers /static/ before a request reaches Django.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -108,6 +114,10 @@ STATIC_ROOT = CHAT_PATHS.static
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.boolean("HTTPS", False)
 SESSION_COOKIE_HTTPONLY = True
+# The page hands client.js the CSRF token (room.html's data-csrf): no script reads the cookie.
+CSRF_COOKIE_HTTPONLY = True
+# HSTS on secure responses only when the site is served over HTTPS (a year unless CHAT_HSTS_SECONDS).
+SECURE_HSTS_SECONDS = env.integer("HSTS_SECONDS", 31536000, minimum=0) if env.boolean("HTTPS", False) else 0
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_BROWSER_XSS_FILTER = True
@@ -144,6 +154,16 @@ if CHAT_ROLE == "worker" and CHAT_NETWORK.address and not CHAT_SUPERVISOR_PASSWO
 CHAT_RELEASES_DIR = env.string("RELEASES_DIR", CHAT_PATHS.releases)
 # A Redis host's master ("address:port") when its redis-server starts as a replica (Sentinel layout).
 CHAT_REDIS_REPLICA_OF = env.string("REDIS_REPLICA_OF", "")
+
+# ---- Logins (guard/) -----------------------------------------------------------------------
+# After this many failed logins in CHAT_LOGIN_WINDOW seconds, one username (or one client address)
+# is refused with 429 until the oldest failure ages out of the window.
+CHAT_LOGIN_FAILURES = env.integer("LOGIN_FAILURES", 5, minimum=1)
+CHAT_LOGIN_WINDOW = env.integer("LOGIN_WINDOW", 900, minimum=1)
+# Proxies in front that append the client's address to X-Forwarded-For: nginx in every shape
+# `manage.py serve` starts (1), a platform's router before the Procfile's daphne (1). 0: nothing in
+# front, the header is the client's own and never trusted (guard/addresses.py).
+CHAT_PROXY_HOPS = env.integer("PROXY_HOPS", 1, minimum=0)
 
 # ---- Chat ----------------------------------------------------------------------------------
 CHAT_MESSAGE_MAX_LENGTH = env.integer("MESSAGE_MAX_LENGTH", 2000, minimum=1)
