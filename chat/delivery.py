@@ -11,6 +11,7 @@ from . import poll, protocol
 logger = logging.getLogger(__name__)
 
 MODERATION_CHANNEL = "background.moderate"
+NOTIFY_CHANNEL = "background.notify"  # mentions (notifications/consumers.py)
 
 
 def message_sends(room, stored, created, ack_to=None):
@@ -26,6 +27,12 @@ def message_sends(room, stored, created, ack_to=None):
     sends.append((GROUP_ONCE, room.poll_group(stored.seq - 1), poll.response(200, [frame])))
     if created:
         sends.append((CHANNEL, MODERATION_CHANNEL, {"message_id": stored.pk, "text": stored.text}))
+    if created and "@" in stored.text:
+        # Who it mentions is parsed and looked up by the background pool, never here; the job
+        # carries what the notification frames need, so the pool reads no message back.
+        sends.append((CHANNEL, NOTIFY_CHANNEL, {
+            "message_id": stored.pk, "seq": stored.seq, "room_id": room.pk, "room": room.slug,
+            "user_id": stored.user_id, "user": frame["user"], "text": stored.text}))
     return sends
 
 
@@ -40,3 +47,5 @@ def deliver(room, stored, created, ack_to=None):
         logger.warning("No room for the ack of message %d on %s", stored.pk, ack_to)
     if MODERATION_CHANNEL in full:
         logger.warning("%s is full: message %d goes unscored", MODERATION_CHANNEL, stored.pk)
+    if NOTIFY_CHANNEL in full:
+        logger.warning("%s is full: the mentions of message %d notify nobody", NOTIFY_CHANNEL, stored.pk)

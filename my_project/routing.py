@@ -9,5 +9,6 @@ channel_routing = [
     include("chat.routing.websocket_routing", path=r"^/ws"),
     include("chat.routing.poll_routing", path=r"^/poll"),
     include("chat.routing.channel_routing"),
+    include("notifications.routing.channel_routing"),
     include("ops.routing.channel_routing"),
 ]

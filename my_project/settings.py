@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "channels",
     "channels.delay",  # `manage.py rundelay`: the timer behind long-poll time-outs
     "chat",
+    "notifications",
     "guard",  # login throttling (its table), multipart refusal
 ]
 
@@ -68,6 +69,7 @@ TEMPLATES = [{
         "django.template.context_processors.request",
         "django.contrib.auth.context_processors.auth",
         "django.contrib.messages.context_processors.messages",
+        "notifications.context_processors.unread",
     ]},
 }]
 

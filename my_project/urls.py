@@ -4,4 +4,5 @@ from django.conf.urls import include, url
 urlpatterns = [
     url(r"^", include("ops.urls")),
     url(r"^", include("chat.urls")),
+    url(r"^", include("notifications.urls")),
 ]
