@@ -7,6 +7,8 @@ from channels.security.websockets import allowed_hosts_only
 from django.conf import settings
 from django.utils import timezone
 
+from tokens import auth as token_auth
+
 from . import delivery, protocol, ratelimit, sockets
 from .exceptions import ClientError
 from .models import Message, Presence, Room
@@ -20,6 +22,7 @@ logger = logging.getLogger(__name__)
 @channel_session_user_from_http
 def ws_connect(message, slug):
     """Accept a logged-in user into an existing room; anything else is refused at the handshake."""
+    message.user = token_auth.handshake_user(message)  # an API token, when it carries one, decides
     room = Room.objects.filter(slug=slug).first()
     if not message.user.is_authenticated or room is None:
         logger.info("Refused socket for room %r (user %s)", slug, message.user)
@@ -29,6 +32,7 @@ def ws_connect(message, slug):
     # Accept before joining the group: a broadcast must never overtake the handshake.
     message.reply_channel.send({"accept": True}, immediately=True)
     Group(room.group).add(message.reply_channel)
+    token_auth.join(message)  # revoking the token closes it
     first = not Presence.live(room).filter(user=message.user).exists()
     Presence.objects.update_or_create(
         reply_channel=message.reply_channel.name, defaults={"room": room, "user": message.user})

@@ -9,6 +9,9 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from tokens import httplimit
+from tokens.auth import session_or_token
+
 from . import delivery, protocol
 from .exceptions import ClientError
 from .forms import RoomForm
@@ -47,7 +50,7 @@ def room_detail(request, slug):
     })
 
 
-@login_required
+@session_or_token
 @require_http_methods(["GET", "POST"])
 def room_messages(request, slug):
     """GET: messages after ?after=<id>, oldest first (how clients catch up).
@@ -64,6 +67,9 @@ def room_messages(request, slug):
 
 
 def _post_message(request, room):
+    limited = httplimit.refusal(request, request.POST.get("client_id"))  # 429 past the sends' bucket
+    if limited is not None:
+        return limited
     try:
         frame = protocol.validate_message({
             "type": "message", "text": request.POST.get("text"), "client_id": request.POST.get("client_id")})

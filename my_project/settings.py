@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "channels",
     "channels.delay",  # `manage.py rundelay`: the timer behind long-poll time-outs
     "chat",
+    "tokens",  # personal API tokens (tokens/auth.py)
     "notifications",
     "guard",  # login throttling (its table), multipart refusal
 ]

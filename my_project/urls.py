@@ -4,5 +4,6 @@ from django.conf.urls import include, url
 urlpatterns = [
     url(r"^", include("ops.urls")),
     url(r"^", include("chat.urls")),
+    url(r"^tokens/", include("tokens.urls")),
     url(r"^", include("notifications.urls")),
 ]

@@ -1,0 +1,7 @@
+"""The tokens application."""
+from django.apps import AppConfig
+
+
+class TokensConfig(AppConfig):
+    """Personal API tokens, their pages, and the per-credential limit on HTTP sends."""
+    name = "tokens"
