@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from tokens import auth as token_auth
 
-from . import delivery, protocol, ratelimit, sockets
+from . import delivery, edits, protocol, ratelimit, reads, sockets
 from .exceptions import ClientError
 from .models import Message, Presence, Room
 from .ordering import ordered, release
@@ -24,7 +24,7 @@ def ws_connect(message, slug):
     """Accept a logged-in user into an existing room; anything else is refused at the handshake."""
     message.user = token_auth.handshake_user(message)  # an API token, when it carries one, decides
     room = Room.objects.filter(slug=slug).first()
-    if not message.user.is_authenticated or room is None:
+    if not message.user.is_authenticated or room is None or not room.admits(message.user):
         logger.info("Refused socket for room %r (user %s)", slug, message.user)
         message.reply_channel.send({"close": True})
         return
@@ -33,6 +33,7 @@ def ws_connect(message, slug):
     message.reply_channel.send({"accept": True}, immediately=True)
     Group(room.group).add(message.reply_channel)
     token_auth.join(message)  # revoking the token closes it
+    Group(sockets.user_group(message.user.pk)).add(message.reply_channel)
     first = not Presence.live(room).filter(user=message.user).exists()
     Presence.objects.update_or_create(
         reply_channel=message.reply_channel.name, defaults={"room": room, "user": message.user})
@@ -55,6 +56,8 @@ def ws_receive(message, slug):
             # was lost (a Redis restart without persistence) is back in the room within one ping.
             Group(room.group).add(message.reply_channel)
             message.reply_channel.send(protocol.encode({"type": "pong"}))
+        elif frame["type"] == "read":
+            _read(message, room, frame)
         else:
             try:
                 _post(message, room, frame)
@@ -81,7 +84,11 @@ def server_error(client_id):
 def _post(message, room, frame):
     ratelimit.admit(message.channel_session, frame["client_id"], stored=lambda client_id: Message.objects.filter(
         user_id=message.user.pk, client_id=client_id).exists())
-    stored, created = Message.post(room, message.user, frame["client_id"], frame["text"])
+    if frame["type"] == "message":
+        stored, created = Message.post(room, message.user, frame["client_id"], frame["text"])
+    else:
+        stored, created = edits.change(room, message.user, frame["client_id"], frame["type"], frame["id"],
+                                       frame.get("text"))
     # Committed: the broadcast, the ack, the long polls' answer and the moderation job leave at once
     # (channels would hold them until the consumer returns), in one layer round trip.
     # A resend is broadcast again too: the first try may have died between storing and sending.
@@ -91,6 +98,15 @@ def _post(message, room, frame):
     release(message)
 
 
+def _read(message, room, frame):
+    """A read mark: stored (never moved back), then told to every socket of the user, so one tab
+    reading clears the others' unread counts."""
+    ratelimit.spend(message.channel_session)
+    last_read = reads.mark(message.user, room, frame["id"])
+    Group(sockets.user_group(message.user.pk)).send(protocol.encode(
+        {"type": "read", "room": room.slug, "id": last_read, "unread": reads.count(message.user, room)}))
+
+
 @sockets.socket_user
 def ws_disconnect(message, slug):
     """Leave the room's group; announce the user left when this was their last socket there."""
@@ -98,6 +114,7 @@ def ws_disconnect(message, slug):
     if room is None:
         return
     Group(room.group).discard(message.reply_channel)
+    Group(sockets.user_group(message.user.pk)).discard(message.reply_channel)
     Presence.objects.filter(reply_channel=message.reply_channel.name).delete()
     if not Presence.live(room).filter(user=message.user).exists():
         _presence(room, "leave", message.user, announce=True)

@@ -15,8 +15,9 @@ NOTIFY_CHANNEL = "background.notify"  # mentions (notifications/consumers.py)
 
 
 def message_sends(room, stored, created, ack_to=None):
-    """The sends for a stored message, in order: the room's sockets, then its sender's ack, then
-    the long polls waiting for it, then (a new message only) spam scoring."""
+    """The sends for a stored entry of the room's stream (a message, an edit or a delete), in order:
+    the room's sockets, then its sender's ack, then the long polls waiting for it, then (a new text
+    only) spam scoring."""
     frame = stored.as_frame()
     sends = [(GROUP, room.group, protocol.encode(frame))]
     if ack_to is not None:
@@ -25,9 +26,10 @@ def message_sends(room, stored, created, ack_to=None):
     # A poll joining after this send finds the message stored (it reads the room's last id after
     # joining the group) and answers itself.
     sends.append((GROUP_ONCE, room.poll_group(stored.seq - 1), poll.response(200, [frame])))
-    if created:
-        sends.append((CHANNEL, MODERATION_CHANNEL, {"message_id": stored.pk, "text": stored.text}))
-    if created and "@" in stored.text:
+    if created and stored.kind != stored.DELETE:  # a new text (an edited one too) is scored
+        sends.append((CHANNEL, MODERATION_CHANNEL, {
+            "message_id": getattr(stored, "target_pk", stored.pk), "text": stored.text}))
+    if created and stored.kind == stored.MESSAGE and "@" in stored.text:
         # Who it mentions is parsed and looked up by the background pool, never here; the job
         # carries what the notification frames need, so the pool reads no message back.
         sends.append((CHANNEL, NOTIFY_CHANNEL, {

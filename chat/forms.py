@@ -6,8 +6,9 @@ from .models import Room
 
 
 class RoomForm(forms.Form):
-    """Create a room from a name; its slug comes from the name."""
+    """Create a room from a name (its slug comes from the name), public or private."""
     name = forms.CharField(max_length=100)
+    private = forms.BooleanField(required=False)
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()

@@ -8,12 +8,29 @@ from django.db.models import F
 from django.utils import timezone
 
 
+class RoomQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """The rooms `user` may open: the public ones and the private ones they are a member of
+        (staff: all)."""
+        if user.is_staff:
+            return self
+        if not user.is_authenticated:
+            return self.filter(private=False)
+        return self.filter(models.Q(private=False) | models.Q(memberships__user=user)).distinct()
+
+
 class Room(models.Model):
-    """A chat room; `last_seq` hands out the per-room message ids."""
+    """A chat room; `last_seq` hands out the per-room ids of its stream (messages, edits, deletes)."""
     slug = models.SlugField(unique=True, max_length=50)
     name = models.CharField(max_length=100)
     created = models.DateTimeField(auto_now_add=True)
     last_seq = models.PositiveIntegerField(default=0)
+    # A private room admits its members only; its creator invites and removes them.
+    private = models.BooleanField(default=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
+                              on_delete=models.SET_NULL)
+
+    objects = RoomQuerySet.as_manager()
 
     class Meta:
         ordering = ("name",)
@@ -34,8 +51,35 @@ class Room(models.Model):
         return "/rooms/%s/" % self.slug
 
     def admits(self, user):
-        """Whether `user` may read and write the room."""
-        return True
+        """Whether `user` may read and write the room (one query for a private room)."""
+        if not self.private or user.is_staff:
+            return True
+        return user.is_authenticated and self.memberships.filter(user_id=user.pk).exists()
+
+    def manageable_by(self, user):
+        """Whether `user` may invite and remove members."""
+        return self.private and (user.is_staff or (user.pk is not None and user.pk == self.owner_id))
+
+
+class Membership(models.Model):
+    """A user admitted to a private room."""
+    room = models.ForeignKey(Room, related_name="memberships", on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="+", on_delete=models.CASCADE)
+    added = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        unique_together = (("room", "user"),)
+        ordering = ("user__username",)
+
+
+class ReadMark(models.Model):
+    """The last id of a room's stream a user has seen (in any tab)."""
+    room = models.ForeignKey(Room, related_name="+", on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="+", on_delete=models.CASCADE)
+    last_read = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        unique_together = (("user", "room"),)
 
 
 class Presence(models.Model):
@@ -62,9 +106,18 @@ class MessageQuerySet(models.QuerySet):
     def after(self, seq):
         return self.filter(seq__gt=seq).order_by("seq")
 
+    def said(self):
+        """Messages, not the edit and delete entries of the stream."""
+        return self.filter(kind=Message.MESSAGE)
+
 
 class Message(models.Model):
-    """A stored chat message; (user, client_id) makes a resend idempotent."""
+    """One entry of a room's stream, in `seq` order: a message, or an edit or delete of one
+    (`target`: its id). (user, client_id) makes a resend of any of them idempotent. A message row
+    always holds its current state (its text edited or gone, `rev` the id of the entry that last
+    changed it), so a client catching up by id sees each message as it is now."""
+    MESSAGE, EDIT, DELETE = "message", "edit", "delete"
+
     room = models.ForeignKey(Room, related_name="messages", on_delete=models.CASCADE)
     seq = models.PositiveIntegerField()
     user = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="+", on_delete=models.CASCADE)
@@ -74,6 +127,12 @@ class Message(models.Model):
     # Filled in later by the background pool.
     spam_score = models.FloatField(null=True, blank=True)
     moderated_by = models.CharField(max_length=64, blank=True)
+    kind = models.CharField(max_length=8, default=MESSAGE,
+                            choices=[(k, k) for k in (MESSAGE, EDIT, DELETE)])
+    target = models.PositiveIntegerField(null=True, blank=True)  # an edit or delete: the message's id
+    edited = models.DateTimeField(null=True, blank=True)
+    deleted = models.BooleanField(default=False)
+    rev = models.PositiveIntegerField(default=0)  # a message: the id of the entry that last changed it
 
     objects = MessageQuerySet.as_manager()
 
@@ -87,7 +146,7 @@ class Message(models.Model):
         try:
             with transaction.atomic():
                 # The UPDATE takes the room's write lock: ids are handed out in commit order, no gaps.
-                seq = _next_seq(room)
+                seq = next_seq(room)
                 message = cls.objects.create(
                     room=room, seq=seq, user=user, client_id=client_id, text=text)
         except IntegrityError:
@@ -98,18 +157,26 @@ class Message(models.Model):
         return message, True
 
     def as_frame(self):
-        return {
-            "type": "message",
-            "id": self.seq,
+        """The frame of this entry: a message as it is now, or the edit or delete (`id` is the
+        message's, `seq` the entry's own place in the stream)."""
+        frame = {
+            "type": self.kind,
+            "id": self.seq if self.kind == self.MESSAGE else self.target,
+            "seq": self.seq,
             "room": self.room.slug,
             "user": self.user.get_username(),
-            "text": self.text,
             "ts": self.created.isoformat(),
             "client_id": self.client_id,
         }
+        if self.kind == self.MESSAGE:
+            frame.update(text=self.text, rev=self.rev, deleted=self.deleted,
+                         edited=self.edited.isoformat() if self.edited else None)
+        elif self.kind == self.EDIT:
+            frame["text"] = self.text
+        return frame
 
 
-def _next_seq(room):
+def next_seq(room):
     """Take the room's next message id (inside the storing transaction). Where the database can
     return the updated value (SQLite 3.35+, PostgreSQL), one statement; Django 1.11's ORM knows
     no RETURNING, hence the SQL."""

@@ -61,6 +61,9 @@ def poll_request(message, slug):
     if room is None:
         message.reply_channel.send(error(404, "unknown_room", "no room %r" % slug))
         return
+    if not room.admits(message.user):
+        message.reply_channel.send(error(403, "not_a_member", "room %r is private" % slug))
+        return
     after = parse_after(AsgiRequest(message).GET.get("after"))
     if after is None:
         message.reply_channel.send(error(400, "invalid_after", "after must be a non-negative integer"))

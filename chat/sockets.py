@@ -17,7 +17,7 @@ def user_group(user_pk):
 
 def remember(session, user, room):
     """Called at the handshake, once the user and the room were looked up."""
-    session[KEY] = [user.pk, user.get_username(), room.pk, room.slug]
+    session[KEY] = [user.pk, user.get_username(), room.pk, room.slug, user.is_staff]
 
 
 def socket_user(func):
@@ -31,8 +31,9 @@ def socket_user(func):
     def inner(message, *args, **kwargs):
         stored = message.channel_session.get(KEY)
         if stored:
-            user_pk, username, room_pk, slug = stored
-            message.user = get_user_model()(pk=user_pk, username=username)
+            # A socket opened by an older release has no is_staff: not staff, as before.
+            user_pk, username, room_pk, slug, is_staff = (stored + [False])[:5]
+            message.user = get_user_model()(pk=user_pk, username=username, is_staff=is_staff)
             message.room = Room(pk=room_pk, slug=slug)
         else:
             message.user, message.room = AnonymousUser(), None
