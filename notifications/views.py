@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from chat.exceptions import ClientError
+from chat.models import Room
 
 from .models import Notification
 
@@ -20,6 +21,11 @@ PAGE = 100
 def notification_list(request):
     notifications = list(Notification.objects.filter(user=request.user)
                          .select_related("message", "message__user", "room")[:PAGE])
+    # A member removed from a private room keeps the notification, not the room's later text.
+    readable = set(Room.objects.visible_to(request.user).filter(pk__in={n.room_id for n in notifications})
+                   .values_list("pk", flat=True)) if notifications else set()
+    for notification in notifications:
+        notification.readable = notification.room_id in readable
     return render(request, "notifications/list.html", {
         "notifications": notifications,
         # "Mark all read" marks what the page shows and older: one that arrives meanwhile stays unread.

@@ -9,8 +9,8 @@ from channels.test import ChannelTestCase, Client
 from django.contrib.auth.models import AnonymousUser, User
 from django.test import Client as PageClient, RequestFactory
 
-from chat import delivery
-from chat.models import Message, Room
+from chat import delivery, edits
+from chat.models import Membership, Message, Room
 from chat.sockets import user_group
 from notifications import consumers
 from notifications.context_processors import unread
@@ -34,9 +34,9 @@ class NotifyTestCase(ChannelTestCase):
         return stored
 
     def run_jobs(self):
-        """Consume the queued notify jobs (the first takes those behind it)."""
-        while self.channels.consume(delivery.NOTIFY_CHANNEL) is not None:
-            pass
+        """Consume the queued notify jobs, if any (the first takes those behind it)."""
+        self.channels.consume(delivery.NOTIFY_CHANNEL, fail_on_none=False)
+        assert self.get_next_message(delivery.NOTIFY_CHANNEL) is None
 
     def frames(self, channel=BOB_SOCKET):
         out = []
@@ -130,6 +130,25 @@ class ConsumerTests(NotifyTestCase):
         assert not Notification.objects.filter(message=stored).exists()
         assert self.frames() == []
 
+    def test_private_room_notifies_its_members_only(self):
+        """In a private room (Room.admits), @member notifies and @outsider does not."""
+        carol = User.objects.create_user("carol", password="pw-carol-123")
+        secret = Room.objects.create(slug="secret", name="Secret", private=True, owner=self.alice)
+        Membership.objects.create(room=secret, user=self.alice)
+        Membership.objects.create(room=secret, user=carol)
+        stored, created = Message.post(secret, self.alice, "p1", "@bob @carol plans")
+        delivery.deliver(secret, stored, created)
+        self.run_jobs()
+        assert list(Notification.objects.values_list("user__username", flat=True)) == ["carol"]
+        assert self.frames() == []
+
+    def test_edits_queue_no_job(self):
+        """An edit that adds a mention notifies nobody (the message's mentions were its own)."""
+        stored = self.post("hello", "e1")
+        entry, created = edits.change(self.lobby, self.alice, "e2", "edit", stored.seq, "hello @bob")
+        delivery.deliver(self.lobby, entry, created)
+        assert self.get_next_message(delivery.NOTIFY_CHANNEL) is None
+
     def test_read_notifications_are_not_sent_again(self):
         """A job run again after its notification was read sends nothing."""
         self.post("@bob x")
@@ -191,6 +210,22 @@ class PageTests(NotifyTestCase):
         assert Notification.objects.get(pk=ids[1]).read is not None
         assert Notification.objects.get(pk=ids[0]).read is None
         assert second.seq > first.seq
+
+    def test_page_hides_text_of_rooms_no_longer_readable_and_deleted_messages(self):
+        """A member removed from a private room sees the notification without the room's text; a
+        deleted message shows as deleted."""
+        secret = Room.objects.create(slug="secret", name="Secret", private=True, owner=self.alice)
+        Membership.objects.create(room=secret, user=self.bob)
+        stored, created = Message.post(secret, self.alice, "h1", "@bob the code is 1234")
+        delivery.deliver(secret, stored, created)
+        gone = self.mention("@bob soon gone", "h2")
+        self.run_jobs()
+        entry, created = edits.change(self.lobby, self.alice, "h3", "delete", gone.seq)
+        Membership.objects.filter(room=secret, user=self.bob).delete()
+        html = self.page.get("/notifications/").content.decode()
+        assert html.count('class="notification ') == 2
+        assert "1234" not in html and "(you can no longer read this room)" in html
+        assert "soon gone" not in html and "(deleted)" in html
 
     def test_other_users_notifications_are_not_found(self):
         """Another user's notification (or none) is a 404 and stays unread."""
