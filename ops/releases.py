@@ -6,7 +6,7 @@ import shutil
 from django.conf import settings
 
 # What a release carries: the code the workers import. Everything else stays with the checkout.
-CODE = ("manage.py", "my_project", "chat", "ops", "notifications")
+CODE = ("manage.py", "my_project", "chat", "ops", "notifications", "tokens", "guard")
 NAME_FILE = "RELEASE"
 
 

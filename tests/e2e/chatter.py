@@ -1,6 +1,7 @@
 """A reference chat client in Python, speaking the same protocol as the page's client.js: an outbox
 resent until acked (across reconnects), in order after a rate_limited pause, at once after a
-server_error; dedupe by id, catch-up by id on connect and on a gap."""
+server_error; dedupe by seq, catch-up by seq on connect and on a gap; edits and deletes of its own
+messages, the same way."""
 import collections
 import json
 import threading
@@ -37,10 +38,10 @@ class Chatter(object):
         self.username = username
         self.room = room
         self.lock = threading.RLock()
-        self.outbox = collections.OrderedDict()  # client_id -> text, until acked
+        self.outbox = collections.OrderedDict()  # client_id -> text (a message) or a change, until acked
         self.transmitted = {}   # client_id -> when last sent on the current socket
-        self.acks = {}          # client_id -> id
-        self.seen = {}          # id -> frame
+        self.acks = {}          # client_id -> seq of the stored entry
+        self.seen = {}          # seq -> frame of the room's stream (messages, edits, deletes)
         self.raw_duplicates = 0  # frames for an id already seen (resends are broadcast again)
         self.errors = []
         self.rejected = {}      # client_id -> error code, for messages the server will never take
@@ -124,7 +125,7 @@ class Chatter(object):
     def _handle(self, frame):
         with self.lock:
             self.heard = time.time()
-            if frame["type"] == "message":
+            if frame["type"] in STREAM:
                 self._see(frame)
             elif frame["type"] == "ack":
                 self._answers_latest(frame["client_id"])
@@ -174,12 +175,13 @@ class Chatter(object):
             timer.start()
 
     def _see(self, frame):
-        if frame["id"] in self.seen:
+        seq = frame.get("seq", frame["id"])
+        if seq in self.seen:
             self.raw_duplicates += 1
             return
-        self.seen[frame["id"]] = frame
+        self.seen[seq] = frame
         if frame["user"] == self.username:
-            self._acked(frame["client_id"], frame["id"])
+            self._acked(frame["client_id"], seq)
 
     def _acked(self, client_id, message_id):
         if client_id == self.waiting_for:
@@ -202,14 +204,23 @@ class Chatter(object):
         self.flush()
         return client_id
 
-    def _transmit(self, client_id, text):
+    def edit(self, message_id, text):
+        """Queue an edit of one of this user's messages, sent like a message."""
+        return self.send({"type": "edit", "id": message_id, "text": text})
+
+    def delete(self, message_id):
+        return self.send({"type": "delete", "id": message_id})
+
+    def _transmit(self, client_id, change):
         ws = self.ws
         if ws is None:
             return
         with self.lock:
             self.unanswered[client_id] += 1
+        frame = dict(change) if isinstance(change, dict) else {"type": "message", "text": change}
+        frame["client_id"] = client_id
         try:
-            ws.send(json.dumps({"type": "message", "text": text, "client_id": client_id}))
+            ws.send(json.dumps(frame))
         except Exception:
             with self.lock:
                 if self.ws is ws:
@@ -261,6 +272,28 @@ class Chatter(object):
         return False
 
     def view(self):
-        """The messages as the user sees them: by id, each once."""
+        """The room's stream as the user received it: by seq, each entry once."""
         with self.lock:
             return [self.seen[i] for i in sorted(self.seen)]
+
+    def current(self):
+        return current(self.view())
+
+
+# The frames of a room's stream, each with its place `seq` (a message's id is its seq).
+STREAM = ("message", "edit", "delete")
+
+
+def current(entries):
+    """{message id: (text, deleted)} as a page shows them after applying `entries` (by seq): a
+    message frame carries its state as of `rev`, an edit or delete applies when newer."""
+    state = {}
+    for frame in entries:
+        seq = frame.get("seq", frame["id"])
+        if frame["type"] == "message":
+            known = state.get(frame["id"])
+            if known is None or known[2] < frame.get("rev", 0):
+                state[frame["id"]] = (frame["text"], frame.get("deleted", False), frame.get("rev", 0))
+        elif frame["id"] in state and state[frame["id"]][2] < seq:
+            state[frame["id"]] = ("", True, seq) if frame["type"] == "delete" else (frame["text"], False, seq)
+    return {message_id: known[:2] for message_id, known in state.items()}

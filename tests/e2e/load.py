@@ -8,7 +8,7 @@ import uuid
 from harness.client import Browser
 from harness.stats import percentile
 
-from .chatter import Chatter
+from .chatter import Chatter, current
 
 
 class PollReader(object):
@@ -39,10 +39,13 @@ class PollReader(object):
                 time.sleep(0.5)
                 continue
             for frame in resp.json():
-                self.seen.setdefault(frame["id"], frame)
+                self.seen.setdefault(frame.get("seq", frame["id"]), frame)
 
     def view(self):
         return [self.seen[i] for i in sorted(self.seen)]
+
+    def current(self):
+        return current(self.view())
 
 
 class Load(object):
@@ -70,10 +73,22 @@ class Load(object):
         return self
 
     def _talk(self, person):
+        """Send a message every interval; now and then edit or delete one of one's acked ones (each
+        message at most once deleted, never edited after), so edits and deletes go through the
+        event as messages do."""
         n = 0
+        mine = []  # client_ids of this person's messages
         while not self.stop.is_set():
             person.ensure()  # a dropped socket reconnects, resends and catches up
-            self.sent.append(person.send("%s #%d" % (person.username, n)))
+            acked = [client_id for client_id in mine if client_id in person.acks]
+            if n % 5 == 3 and acked:
+                self.sent.append(person.edit(person.acks[acked[-1]], "%s #%d edited" % (person.username, n)))
+            elif n % 7 == 6 and acked:
+                mine.remove(acked[0])
+                self.sent.append(person.delete(person.acks[acked[0]]))
+            else:
+                mine.append(person.send("%s #%d" % (person.username, n)))
+                self.sent.append(mine[-1])
             n += 1
             person.flush()
             self.stop.wait(self.interval)
@@ -112,6 +127,12 @@ class Load(object):
             "room__slug=%r).order_by('seq').values_list('seq', 'client_id'))))" % self.room)
         return [tuple(row) for row in json.loads(out)]
 
+    def current(self):
+        out = self.site.shell(
+            "import json; from chat.models import Message; print(json.dumps(list(Message.objects.said().filter("
+            "room__slug=%r).values_list('seq', 'text', 'deleted'))))" % self.room)
+        return {seq: (text, deleted) for seq, text, deleted in json.loads(out)}
+
     def tally(self, unsettled):
         rows = self.stored()
         stored_ids = [client_id for _, client_id in rows]
@@ -119,8 +140,8 @@ class Load(object):
         for person in self.people:
             acked.update(person.acks)
         expected = [(seq, client_id) for seq, client_id in rows]
-        viewers = [[(f["id"], f["client_id"]) for f in p.view()] for p in self.people]
-        viewers += [[(f["id"], f["client_id"]) for f in p.view()] for p in self.pollers]
+        readers = self.people + self.pollers
+        viewers = [[(f.get("seq", f["id"]), f["client_id"]) for f in p.view()] for p in readers]
         delivered = sum(len(set(v) & set(expected)) for v in viewers)
         lost = sum(len(set(expected) - set(v)) for v in viewers)
         latencies = [lat for p in self.people for lat in p.latencies]
@@ -134,6 +155,8 @@ class Load(object):
             "out_of_order": sum(1 for v in viewers if v != sorted(v)),
             "gapless": [seq for seq, _ in rows] == list(range(1, len(rows) + 1)),
             "views_equal_store": all(v == expected for v in viewers),
+            # every message as each reader shows it (text, deleted) equals its stored state
+            "current_equal_store": all(p.current() == self.current() for p in readers),
             "reconnects": sum(p.reconnects for p in self.people),
             # of which the clients gave up a silent or stuck socket themselves (the server did not close it)
             "gave_up": sum(p.gave_up for p in self.people),
@@ -168,6 +191,7 @@ def check(result):
     assert result["acked"] == result["sent"] == result["stored"], result
     assert result["duplicated"] == 0 and result["lost"] == 0, result
     assert result["gapless"] and result["views_equal_store"] and not result["out_of_order"], result
+    assert result["current_equal_store"], result
 
 
 # Rows of the fault suite's table, printed at the end of the run (tests/conftest.py).

@@ -46,7 +46,7 @@ def check_exactly_once(site, room, people, sent):
     assert len(client_ids) == len(set(client_ids)), "a message was stored twice"
     assert set(client_ids) == set(sent), "stored %d of %d sent" % (len(set(client_ids) & set(sent)), len(sent))
     for person in people:
-        view = [(f["id"], f["client_id"]) for f in person.view()]
+        view = [(f.get("seq", f["id"]), f["client_id"]) for f in person.view()]
         assert view == [(r[0], r[2]) for r in rows], "%s's view differs from the store" % person.username
 
 

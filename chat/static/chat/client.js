@@ -1,6 +1,7 @@
-/* The room page's client: WebSocket with reconnect and backoff, an outbox of unacked messages that
- * survives reconnects and reloads (resent in order after a rate_limited pause, at once after a server_error), catch-up by id,
- * presence, and a long-poll fallback. Every text goes into the page through textContent, never as HTML. */
+/* The room page's client: WebSocket with reconnect and backoff, an outbox of unacked changes (messages,
+ * edits, deletes) that survives reconnects and reloads (resent in order after a rate_limited pause, at
+ * once after a server_error), catch-up by seq, presence, read marks, older history on scroll, and a
+ * long-poll fallback. Every text goes into the page through textContent, never as HTML. */
 (function () {
   "use strict";
   // The page's facts come as data attributes (no inline script: the Content-Security-Policy allows
@@ -12,9 +13,16 @@
   var presenceEl = document.getElementById("presence");
   var form = document.getElementById("composer"), input = document.getElementById("text");
   var outboxKey = "chat-outbox:" + room + ":" + me;
-  var seen = {};            // id -> <li>, so a message shows once whatever path it came by
-  var lastId = 0;           // highest id shown with nothing missing below it
-  var outbox = load();      // client_id -> text, until acked (in send order)
+  var staff = !!facts.staff;
+  var unreadEl = document.getElementById("unread"), olderButton = document.getElementById("older");
+  var sendButton = document.getElementById("send"), cancelEdit = document.getElementById("cancel-edit");
+  var seen = {};            // message id -> <li>, so a message shows once whatever path it came by
+  var applied = {};         // seq -> true for every entry of the stream applied
+  var lastId = 0;           // highest seq applied with nothing missing below it
+  var oldest = 0;           // lowest message id shown (older ones load on scroll)
+  var unread = +facts.unread || 0, readSent = 0, readTimer = null;
+  var editing = null;       // the id of the message the composer edits
+  var outbox = load();      // client_id -> change ({type, text, id}; a bare text is a message), until acked
   var inFlight = {};        // client_id -> when last sent on this socket
   var firstSent = {};       // client_id -> when first sent on this socket
   // At most WINDOW messages in flight, oldest first, each sent again after RESEND ms without an
@@ -50,29 +58,97 @@
   function csrf() { return facts.csrf; }
 
   // ---- rendering ----------------------------------------------------------------------------
-  function render(msg) {
-    if (seen[msg.id]) { return; }
-    var li = document.createElement("li");
-    li.setAttribute("data-id", msg.id);
-    var who = document.createElement("span");
-    who.className = "user";
-    who.textContent = msg.user;
-    var text = document.createElement("span");
-    text.className = "text";
-    text.textContent = msg.text;
-    li.appendChild(who);
-    li.appendChild(text);
-    // keep id order even when a broadcast overtakes an earlier one
-    var next = null;
-    for (var id in seen) { if (+id > msg.id && (!next || +id < +next.getAttribute("data-id"))) { next = seen[id]; } }
-    list.insertBefore(li, next ? next : pendingFirst());
-    seen[msg.id] = li;
-    if (msg.user === me) { acked(msg.client_id); }
-    if (msg.id === lastId + 1) {
-      while (seen[lastId + 1]) { lastId += 1; }
-    } else if (msg.id > lastId + 1) {
+  // The room's stream: messages, edits and deletes, each with its place `seq` (a message's `id` is
+  // its seq; an edit's or delete's `id` names the message it changes). Every entry is applied once,
+  // whichever path it came by; a gap in seq means something was missed: catch up by seq.
+  function entry(frame) {
+    var seq = frame.seq || frame.id;  // a server of the previous release sends no seq
+    if (applied[seq]) { return; }
+    applied[seq] = true;
+    if (frame.type === "message") { renderMessage(frame); } else { applyChange(frame); }
+    if (frame.user === me) { acked(frame.client_id); }
+    if (seq === lastId + 1) {
+      while (applied[lastId + 1]) { lastId += 1; }
+    } else if (seq > lastId + 1) {
       catchUp();  // a gap: something was missed (a dropped socket, a lost broadcast)
     }
+    if (frame.type === "message" && frame.user !== me && document.visibilityState !== "visible") {
+      showUnread(unread + 1);
+    }
+    scheduleRead();
+  }
+
+  function span(cls, text) {
+    var el = document.createElement("span");
+    el.className = cls;
+    el.textContent = text;
+    return el;
+  }
+
+  // A message as it is now (the server sends it in its current state: `rev` the seq of its last change).
+  function renderMessage(msg) {
+    var atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 40;
+    var li = seen[msg.id];
+    if (!li) {
+      li = document.createElement("li");
+      li.setAttribute("data-id", msg.id);
+      // keep id order even when a broadcast overtakes an earlier one, or older history is loaded
+      var next = null;
+      for (var id in seen) { if (+id > msg.id && (!next || +id < +next.getAttribute("data-id"))) { next = seen[id]; } }
+      list.insertBefore(li, next ? next : pendingFirst());
+      seen[msg.id] = li;
+      if (!oldest || msg.id < oldest) { oldest = msg.id; }
+    } else if (+li.getAttribute("data-rev") >= (msg.rev || 0)) {
+      return;
+    }
+    fill(li, msg);
+    if (atBottom) { list.scrollTop = list.scrollHeight; }
+  }
+
+  function fill(li, msg) {
+    li.textContent = "";
+    li.setAttribute("data-rev", msg.rev || 0);
+    li.setAttribute("data-user", msg.user);
+    li.setAttribute("data-ts", msg.ts);
+    var when = new Date(msg.ts);  // shown in the browser's time zone
+    var time = span("time", when.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"}));
+    time.title = when.toLocaleString();
+    li.appendChild(time);
+    li.appendChild(span("user", msg.user));
+    if (msg.deleted) {
+      li.className = "deleted";
+      li.appendChild(span("text deleted-text", "message deleted"));
+      return;
+    }
+    li.appendChild(span("text", msg.text));
+    if (msg.edited) { li.appendChild(span("edited", "(edited)")); }
+    if (msg.user === me || staff) {
+      var actions = span("actions", "");
+      actions.appendChild(button("edit", function () { startEdit(msg.id); }));
+      actions.appendChild(button("delete", function () {
+        if (window.confirm("Delete this message?")) { queue({type: "delete", id: msg.id}); }
+      }));
+      li.appendChild(actions);
+    }
+  }
+
+  function button(label, onClick) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "link " + label;
+    b.textContent = label;
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  // An edit or delete, applied when newer than what the message shows.
+  function applyChange(change) {
+    var li = seen[change.id];
+    var seq = change.seq || 0;
+    if (!li || +li.getAttribute("data-rev") >= seq) { return; }
+    var msg = {id: change.id, rev: seq, user: li.getAttribute("data-user"), ts: li.getAttribute("data-ts")};
+    if (change.type === "delete") { msg.deleted = true; } else { msg.text = change.text; msg.edited = change.ts; }
+    fill(li, msg);
   }
 
   function pendingFirst() { return list.querySelector("li.pending"); }
@@ -93,20 +169,38 @@
     list.appendChild(li);
   }
 
-  // A message the server refused for good (text_too_long, invalid_text): shown as failed, not resent.
+  // A change the server refused for good (text_too_long, not_yours, message_deleted...): a message
+  // is shown as failed with a retry button (a new client_id: the refused one is spent), an edit or
+  // delete says why in the status line; neither is resent by itself.
   function failed(clientId, detail) {
     if (!(clientId in outbox)) { return; }
+    var change = changeOf(outbox[clientId]);
     delete outbox[clientId];
     delete inFlight[clientId];
     save();
     var li = list.querySelector('li.pending[data-client-id="' + CSS.escape(clientId) + '"]');
     if (li) {
       li.className = "failed";
-      var why = document.createElement("span");
-      why.className = "why";
-      why.textContent = "not sent: " + detail;
-      li.appendChild(why);
+      li.appendChild(span("why", "not sent: " + detail));
+      li.appendChild(button("retry", function () {
+        li.parentNode.removeChild(li);
+        queue(change);
+      }));
+    } else if (change.type !== "message") {
+      setStatus(change.type + " refused: " + detail, "error");
     }
+    flushOutbox();
+  }
+
+  // An outbox entry as a change; the outbox of the previous release held bare message texts.
+  function changeOf(stored) { return typeof stored === "string" ? {type: "message", text: stored} : stored; }
+
+  // Queue a change (a message, an edit, a delete) for sending, kept until acked.
+  function queue(change) {
+    var clientId = newId();
+    outbox[clientId] = change;
+    if (change.type === "message") { showPending(clientId, change.text); }
+    save();
     flushOutbox();
   }
 
@@ -147,6 +241,53 @@
     if (li) { li.parentNode.removeChild(li); }
   }
 
+  // ---- unread and read marks ----------------------------------------------------------------
+  // While the tab is visible, what it shows is read: the last seq is sent (at most once a second);
+  // the server tells every tab of the user (a `read` frame), so reading in one clears the others.
+  function showUnread(count) {
+    unread = count;
+    unreadEl.textContent = count ? count + " unread" : "";
+    unreadEl.setAttribute("data-unread", count);
+    document.title = (count ? "(" + count + ") " : "") + document.title.replace(/^\(\d+\) /, "");
+  }
+  function scheduleRead() {
+    if (readTimer || document.visibilityState !== "visible" || lastId <= readSent) { return; }
+    readTimer = setTimeout(function () {
+      readTimer = null;
+      if (mode === "ws" && ws && ws.readyState === WebSocket.OPEN && lastId > readSent) {
+        readSent = lastId;
+        ws.send(JSON.stringify({type: "read", id: lastId}));
+      }
+    }, 1000);
+  }
+  function readElsewhere(frame) {
+    if (frame.room !== room) { return; }
+    if (frame.id > readSent) { readSent = frame.id; }
+    showUnread(frame.unread);
+  }
+  document.addEventListener("visibilitychange", scheduleRead);
+
+  // ---- older history ------------------------------------------------------------------------
+  function loadOlder() {
+    if (!oldest || oldest <= 1 || loadingOlder) { return; }
+    loadingOlder = true;
+    var height = list.scrollHeight;
+    fetch("/rooms/" + room + "/messages?before=" + oldest, {credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.json() : []; })
+      .then(function (msgs) {
+        var was = oldest;
+        msgs.forEach(renderMessage);
+        list.scrollTop += list.scrollHeight - height;  // keep what the user was looking at in place
+        if (!msgs.length || oldest === was) { oldest = 1; }
+        olderButton.hidden = oldest <= 1;
+      })
+      .catch(function () {})
+      .then(function () { loadingOlder = false; });
+  }
+  var loadingOlder = false;
+  olderButton.addEventListener("click", loadOlder);
+  list.addEventListener("scroll", function () { if (list.scrollTop === 0) { loadOlder(); } });
+
   function presence(frame) {
     presenceEl.textContent = "Online: " + frame.online.join(", ");
     presenceEl.setAttribute("data-online", JSON.stringify(frame.online));
@@ -158,7 +299,7 @@
     catchingUp = true;
     fetch("/rooms/" + room + "/messages?after=" + lastId, {credentials: "same-origin"})
       .then(function (r) { return r.ok ? r.json() : []; })
-      .then(function (msgs) { msgs.forEach(render); })
+      .then(function (msgs) { msgs.forEach(entry); })
       .catch(function () {})
       .then(function () {
         catchingUp = false;
@@ -194,20 +335,24 @@
     });
   }
 
-  function transmit(clientId, text) {
+  function transmit(clientId, stored) {
+    var change = changeOf(stored), frame = {type: change.type, client_id: clientId};
+    if (change.text !== undefined) { frame.text = change.text; }
+    if (change.id !== undefined) { frame.id = change.id; }
     if (mode === "ws") {
       if (ws && ws.readyState === WebSocket.OPEN) {
         unanswered[clientId] = (unanswered[clientId] || 0) + 1;
-        ws.send(JSON.stringify({type: "message", text: text, client_id: clientId}));
+        ws.send(JSON.stringify(frame));
       }
       return;
     }
-    var body = new URLSearchParams({text: text, client_id: clientId});
+    var body = new URLSearchParams(frame);
     fetch("/rooms/" + room + "/messages", {
       method: "POST", credentials: "same-origin", body: body,
       headers: {"X-CSRFToken": csrf()}
     }).then(function (r) { return r.json(); }).then(function (frame) {
       if (frame.type === "ack") { acked(frame.client_id); catchUp(); }
+      else if (frame.type === "error" && frame.code === "rate_limited") { pause(frame); }
       else if (frame.type === "error" && frame.code === "server_error" && frame.client_id) { retry(frame); }
       else if (frame.type === "error" && frame.client_id) { failed(frame.client_id, frame.detail); }
     }).catch(function () {});
@@ -217,21 +362,41 @@
   // is not queued at all (the server would refuse it every time): the box keeps it and says so.
   form.addEventListener("submit", function (event) {
     event.preventDefault();
+    if (editing !== null) {
+      var text = input.value.trim();
+      if (text.length > maxLength) {
+        setStatus("not saved: the text is " + text.length + " characters, the limit is " + maxLength, "error");
+        return;
+      }
+      if (text) { queue({type: "edit", id: editing, text: text}); }
+      return stopEdit();
+    }
     var lines = input.value.split(/\r?\n/).filter(function (line) { return line.trim(); });
     var tooLong = lines.filter(function (line) { return line.length > maxLength; });
     if (tooLong.length) {
       setStatus("not sent: a line is " + tooLong[0].length + " characters, the limit is " + maxLength, "error");
       return;
     }
-    lines.forEach(function (text) {
-      var clientId = newId();
-      outbox[clientId] = text;
-      showPending(clientId, text);
-    });
-    save();
-    flushOutbox();
+    lines.forEach(function (text) { queue({type: "message", text: text}); });
     input.value = "";
   });
+
+  // Editing: the composer takes the message's text; Send saves it, Escape or Cancel gives up.
+  function startEdit(id) {
+    editing = id;
+    input.value = seen[id].querySelector(".text").textContent;
+    sendButton.textContent = "Save";
+    cancelEdit.hidden = false;
+    input.focus();
+  }
+  function stopEdit() {
+    editing = null;
+    input.value = "";
+    sendButton.textContent = "Send";
+    cancelEdit.hidden = true;
+  }
+  cancelEdit.addEventListener("click", stopEdit);
+  input.addEventListener("keydown", function (event) { if (event.key === "Escape" && editing !== null) { stopEdit(); } });
   input.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit(); }
   });
@@ -265,14 +430,17 @@
     ws.onmessage = function (event) {
       heard = Date.now();
       var frame = JSON.parse(event.data);
-      if (frame.type === "message") { render(frame); }
+      if (frame.type === "message" || frame.type === "edit" || frame.type === "delete") { entry(frame); }
       else if (frame.type === "ack") { answersLatest(frame.client_id); acked(frame.client_id); }
       else if (frame.type === "presence") { presence(frame); }
+      else if (frame.type === "read") { readElsewhere(frame); }
       else if (frame.type === "error" && frame.client_id && !answersLatest(frame.client_id)) { firstSent = {}; }
       else if (frame.type === "error" && frame.code === "rate_limited") { pause(frame); }
       else if (frame.type === "error" && frame.code === "server_error" && frame.client_id) { retry(frame); }
       else if (frame.type === "error" && frame.client_id) { failed(frame.client_id, frame.detail); }
       else if (frame.type === "error") { setStatus("error: " + frame.detail, "error"); }
+      // Other scripts of the page (the notifications badge) take the frames they know from here.
+      document.dispatchEvent(new CustomEvent("chat:frame", {detail: frame}));
     };
     ws.onclose = closed;
   }
@@ -304,17 +472,22 @@
       if (mode !== "poll") { return; }
       fetch("/poll/rooms/" + room + "/?after=" + lastId, {credentials: "same-origin"})
         .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
-        .then(function (msgs) { msgs.forEach(render); setTimeout(poll, 0); })
+        .then(function (msgs) { msgs.forEach(entry); setTimeout(poll, 0); })
         .catch(function () { setTimeout(poll, 2000); });
     })();
     setInterval(flushOutbox, 5000);
   }
 
   // ---- start --------------------------------------------------------------------------------
-  JSON.parse(document.getElementById("history").textContent).forEach(function (msg) {
-    if (!lastId && msg.id > 1) { lastId = msg.id - 1; }  // the page shows the latest 50 only
-    render(msg);
+  var latest = JSON.parse(document.getElementById("history").textContent);  // the latest 50 entries
+  if (latest.length) { lastId = (latest[0].seq || latest[0].id) - 1; }
+  latest.forEach(entry);
+  olderButton.hidden = !oldest || oldest <= 1;
+  list.scrollTop = list.scrollHeight;
+  showUnread(unread);
+  Object.keys(outbox).forEach(function (clientId) {
+    var change = changeOf(outbox[clientId]);
+    if (change.type === "message") { showPending(clientId, change.text); }
   });
-  Object.keys(outbox).forEach(function (clientId) { showPending(clientId, outbox[clientId]); });
   if (window.WebSocket && !/[?&]transport=poll\b/.test(location.search)) { connect(); } else { startPolling(); }
 })();
