@@ -33,6 +33,16 @@ def parser():
     return arguments
 
 
+def proxy_headers():
+    """daphne's forwarded-header options: behind nginx (or a platform's router) it takes the client's
+    address, port and scheme from them; with nothing in front (CHAT_PROXY_HOPS=0) they are the
+    client's own and daphne reads none."""
+    if not base_settings.CHAT_PROXY_HOPS:
+        return {}
+    return {"proxy_forwarded_address_header": "X-Forwarded-For", "proxy_forwarded_port_header": "X-Forwarded-Port",
+            "proxy_forwarded_proto_header": "X-Forwarded-Proto"}
+
+
 def channel_layer():
     """The layer the settings name, built as channels would build it, without channels."""
     config = base_settings.CHANNEL_LAYERS["default"]
@@ -66,10 +76,7 @@ def main(argv=None):
         ws_protocols=options.ws_protocols or base_settings.CHAT_WS_PROTOCOLS,
         ping_interval=options.ping_interval,
         ping_timeout=options.ping_timeout,
-        # Behind nginx (or a platform's router): trust its forwarded client address, port and scheme.
-        proxy_forwarded_address_header="X-Forwarded-For",
-        proxy_forwarded_port_header="X-Forwarded-Port",
-        proxy_forwarded_proto_header="X-Forwarded-Proto",
+        **proxy_headers(),
         max_message_bytes=options.max_message_bytes,
         websocket_connect_timeout=CONNECT_TIMEOUT,
         websocket_handshake_timeout=CONNECT_TIMEOUT,

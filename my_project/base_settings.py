@@ -190,3 +190,8 @@ CHAT_HTTP_TIMEOUT = env.integer("HTTP_TIMEOUT", 60, minimum=5)
 # versions of chat/protocol.py's frames this site speaks (chat.protocol.VERSION). Channels 1.x's
 # runserver reads CHANNELS_WS_PROTOCOLS for the same; daphne's command line has --ws-protocol.
 CHAT_WS_PROTOCOLS = env.strings("WS_PROTOCOLS", ["chat.v1"])
+# Proxies in front that write the client's address into X-Forwarded-For: nginx in every shape
+# `manage.py serve` starts (1), a platform's router before the Procfile's daphne (1). 0: nothing in
+# front (`make paas` on this machine): the header is the client's own, and neither daphne nor the
+# login throttle (guard/addresses.py) believes it, nor daphne X-Forwarded-Proto and -Port.
+CHAT_PROXY_HOPS = env.integer("PROXY_HOPS", 1, minimum=0)

@@ -7,8 +7,8 @@ from django.core.exceptions import ImproperlyConfigured
 from . import env
 from .base_settings import (  # noqa: F401 (settings Django and the project read from here)
     BASE_DIR, CHANNEL_LAYERS, CHAT_HTTP_TIMEOUT, CHAT_LAYER, CHAT_LAYER_FLAVOR, CHAT_LAYER_SERVER, CHAT_LOG_FORMAT,
-    CHAT_LOG_LEVEL, CHAT_MAX_SOCKETS, CHAT_NETWORK, CHAT_PATHS, CHAT_POOL, CHAT_POOLS, CHAT_QUIET_LOGGERS,
-    CHAT_RABBITMQ_PASSWORD, CHAT_REDIS_PASSWORD, CHAT_ROLE, CHAT_WS_PROTOCOLS
+    CHAT_LOG_LEVEL, CHAT_MAX_SOCKETS, CHAT_NETWORK, CHAT_PATHS, CHAT_POOL, CHAT_POOLS, CHAT_PROXY_HOPS,
+    CHAT_QUIET_LOGGERS, CHAT_RABBITMQ_PASSWORD, CHAT_REDIS_PASSWORD, CHAT_ROLE, CHAT_WS_PROTOCOLS
 )
 
 DEBUG = env.boolean("DEBUG", False)
@@ -163,10 +163,6 @@ CHAT_REDIS_REPLICA_OF = env.string("REDIS_REPLICA_OF", "")
 # is refused with 429 until the oldest failure ages out of the window.
 CHAT_LOGIN_FAILURES = env.integer("LOGIN_FAILURES", 5, minimum=1)
 CHAT_LOGIN_WINDOW = env.integer("LOGIN_WINDOW", 900, minimum=1)
-# Proxies in front that append the client's address to X-Forwarded-For: nginx in every shape
-# `manage.py serve` starts (1), a platform's router before the Procfile's daphne (1). 0: nothing in
-# front, the header is the client's own and never trusted (guard/addresses.py).
-CHAT_PROXY_HOPS = env.integer("PROXY_HOPS", 1, minimum=0)
 
 # ---- Chat ----------------------------------------------------------------------------------
 CHAT_MESSAGE_MAX_LENGTH = env.integer("MESSAGE_MAX_LENGTH", 2000, minimum=1)

@@ -224,3 +224,15 @@ class AddressTests(TestCase):
         """With CHAT_PROXY_HOPS=0 a client's X-Forwarded-For is never believed."""
         with override_settings(CHAT_PROXY_HOPS=0):
             self.assertEqual(client_address(self.request("6.6.6.6")), "192.0.2.1")
+
+    def test_daphne_believes_forwarded_headers_only_behind_a_proxy(self):
+        """daphne takes X-Forwarded-For's first entry as the client: with CHAT_PROXY_HOPS=0 (nothing in
+        front, `make paas` here) it is given no forwarded header to read."""
+        from interface.__main__ import proxy_headers
+        from my_project import base_settings
+        self.assertEqual(proxy_headers()["proxy_forwarded_address_header"], "X-Forwarded-For")
+        hops, base_settings.CHAT_PROXY_HOPS = base_settings.CHAT_PROXY_HOPS, 0
+        try:
+            self.assertEqual(proxy_headers(), {})
+        finally:
+            base_settings.CHAT_PROXY_HOPS = hops
