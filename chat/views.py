@@ -5,7 +5,6 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,7 +15,7 @@ from tokens.auth import session_or_token
 
 from . import delivery, edits, members, protocol, reads
 from .exceptions import ClientError
-from .forms import RoomForm
+from .forms import RoomForm, SignupForm
 from .models import Membership, Message, Room
 from .poll import parse_after
 
@@ -151,7 +150,7 @@ def _post_message(request, room):
 
 @require_http_methods(["GET", "POST"])
 def signup(request):
-    form = UserCreationForm(request.POST or None)
+    form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         login(request, form.save())
         return redirect("/")
