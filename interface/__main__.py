@@ -8,7 +8,7 @@ import importlib
 import logging
 import sys
 
-from my_project import base_settings
+from my_project import base_settings, logfilter
 from my_project.env import ImproperlyConfigured
 from my_project.gcfreeze import freeze_startup
 
@@ -66,6 +66,7 @@ def main(argv=None):
     if not endpoints:
         parser().error("give --socket-index N or --endpoint ENDPOINT")
     logging.basicConfig(format=base_settings.CHAT_LOG_FORMAT, level=base_settings.CHAT_LOG_LEVEL)
+    logfilter.install()  # as settings.LOGGING's handlers: no client text forges a line
     for name, level in base_settings.CHAT_QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
     from .server import LimitedServer  # twisted's reactor: installed once the arguments are good

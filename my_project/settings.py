@@ -180,7 +180,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": CHAT_LOG_FORMAT}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every handler escapes control characters in messages: a request's path cannot forge a line.
+    "filters": {"escape_controls": {"()": "my_project.logfilter.EscapeControlCharacters"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["escape_controls"]}},
     "root": {"handlers": ["console"], "level": CHAT_LOG_LEVEL},
     "loggers": dict({"django.db.backends": {"level": "INFO"}},
                     **{name: {"level": level} for name, level in CHAT_QUIET_LOGGERS.items()}),
