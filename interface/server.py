@@ -1,5 +1,6 @@
 """Daphne's Server with limits and behaviour its command line does not offer."""
 import logging
+import re
 import socket
 
 from daphne.http_protocol import WebRequest
@@ -85,6 +86,18 @@ def send_empty_messages(factory):
     return dispatch_reply
 
 
+# What autobahn's str.splitlines() ends a line at (it reads the handshake as ISO-8859-1), besides the
+# \r and \n Twisted already splits headers on.
+LINE_BREAKS = re.compile(b"[\r\n\x0b\x0c\x1c\x1d\x1e\x85]")
+
+
+def splits_lines(request):
+    """True if the request line or a header holds a byte autobahn would end a line at."""
+    return bool(LINE_BREAKS.search(request.uri)) or any(
+        LINE_BREAKS.search(name) or any(LINE_BREAKS.search(value) for value in values)
+        for name, values in request.requestHeaders.getAllRawHeaders())
+
+
 class AnsweredRequest(WebRequest):
     """daphne's HTTP request, without an http.disconnect once its response is complete.
 
@@ -94,6 +107,17 @@ class AnsweredRequest(WebRequest):
     A client that leaves before its response is complete still gets one (connectionLost), which is
     what long-polls need it for.
     """
+
+    def process(self):
+        """A WebSocket handshake holding a byte autobahn ends a line at gets 400 (CVE-2026-44546):
+        daphne 1.4 writes the handshake out again for autobahn, which would read `X-A: a\x0bX-B: b`
+        as two headers, the second one the client's own (a forged X-Forwarded-For, for one)."""
+        upgrade = self.requestHeaders.getRawHeaders(b"Upgrade") or [b""]
+        if upgrade[0].lower() == b"websocket" and splits_lines(self):
+            logger.info("Refused a WebSocket handshake with a line break inside a header")
+            self.basic_error(400, b"Bad Request", "A header holds a control character.")
+            return
+        super(AnsweredRequest, self).process()
 
     def finish(self):
         if self.reply_channel and self.reply_channel in self.channel.factory.reply_protocols:
