@@ -123,7 +123,9 @@ CSRF_COOKIE_HTTPONLY = True
 SECURE_HSTS_SECONDS = env.integer("HSTS_SECONDS", 31536000, minimum=0) if env.boolean("HTTPS", False) else 0
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_BROWSER_XSS_FILTER = True
+# No "X-XSS-Protection: 1; mode=block" (SecurityMiddleware's): browsers' XSS auditors are gone, and where
+# one remains its blocking mode could be used to cut scripts out of a page; HEADERS sends "0" instead.
+SECURE_BROWSER_XSS_FILTER = False
 
 # Per-socket state between frames (user, room, frame order, rate limit): next to the layer, not in
 # the database (see my_project/channel_sessions.py); upstream keeps it in SESSION_ENGINE.

@@ -7,6 +7,8 @@ import shutil
 
 from django.conf import settings
 
+from my_project.headers import HEADERS
+
 from . import capacity, programs
 from .exceptions import DeploymentError
 
@@ -36,11 +38,23 @@ def nginx_values():
         "gunicorn_servers": upstream_servers(network.gunicorn_upstreams()),
         # Above the 25 s hold and daphne's --http-timeout: daphne answers first.
         "daphne_read_timeout": "%ds" % (settings.CHAT_HTTP_TIMEOUT + 15),
+        "security_headers": security_headers(HEADERS),
         # The inverse shape's paths for gunicorn (CHAT_WSGI_PATHS), each a location of its own.
         "wsgi_locations": "\n".join(
             "        location %s {\n            include %s/to-gunicorn.conf;\n        }"
             % (path, paths.nginx_conf_dir) for path in settings.CHAT_WSGI_PATHS),
     }
+
+
+def security_headers(headers):
+    """The server block's lines sending each (name, value) on every answer, nginx's errors included
+    (always), and hiding the upstream's own copy."""
+    lines = []
+    for name, value in headers:
+        if "$" in value:
+            raise DeploymentError("header %s holds a $, which nginx would read as a variable" % name)
+        lines.append("        add_header %s %s always;\n        proxy_hide_header %s;" % (name, _quoted(value), name))
+    return "\n".join(lines)
 
 
 def upstream_servers(addresses):
