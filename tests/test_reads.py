@@ -49,3 +49,19 @@ class ReadTests(ConsumerTestCase):
         self.say(self.client, {"type": "read", "id": "x"})
         self.assertEqual(self.frames(self.client)[-1]["code"], "invalid_id")
         self.assertEqual(reads.count(self.alice, self.room), 0)
+
+
+class RoomListCountTests(ConsumerTestCase):
+    def test_room_list_shows_unread_counts(self):
+        """The room list carries each room's unread count for the user; a read mark lowers it."""
+        from django.test import Client
+        bob = User.objects.create_user("bob", password="pw-bob-1234")
+        room = Room.objects.get(slug="lobby")
+        for n in range(2):
+            Message.post(room, self.alice, "c%d" % n, "hi %d" % n)
+        page = Client()
+        page.force_login(bob)
+        self.assertContains(page.get("/"), 'data-room="lobby" data-unread="2"')
+        room.refresh_from_db()
+        reads.mark(bob, room, 2)
+        self.assertContains(page.get("/"), 'data-room="lobby" data-unread="0"')

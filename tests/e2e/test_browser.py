@@ -183,3 +183,84 @@ def test_pasted_lines_arrive_in_order_past_the_rate_limit(site, pages):
     wait_for(lambda: page.state() == "error", 10, "the page to refuse the long line")
     assert "limit is 2000" in page.driver.find_element(By.ID, "status").text
     assert page.pending() == 0
+
+
+def click(page, selector, within=None):
+    """Click an element even while it is hidden until hover (the message actions)."""
+    element = (within or page.driver).find_element(By.CSS_SELECTOR, selector)
+    page.driver.execute_script("arguments[0].click();", element)
+
+
+def test_private_room_mentions_edits_and_unread(site, pages):
+    """Two users as they would: alice creates a private room and invites bob; bob's mention of
+    alice reaches her badge live; alice's edit and delete show live on bob's page; bob's unread
+    count for the room goes up while he is away and back to 0 once he reads it."""
+    if site.layout != "ipc":
+        pytest.skip("the features are the same on every layout: one run")
+    alice, bob = pages("amy-%d" % time.time()), pages("bo-%d" % time.time())
+    name = "Plans %d" % time.time()
+    alice.driver.get(site.url + "/")
+    alice.driver.find_element(By.CSS_SELECTOR, "form.create input[name=name]").send_keys(name)
+    click(alice, "form.create input[name=private]")
+    alice.driver.find_element(By.CSS_SELECTOR, "form.create button").click()
+    wait_for(lambda: "/rooms/plans-" in alice.driver.current_url, 20, "the private room to open")
+    room_url = alice.driver.current_url.split("#")[0].split("?")[0]
+    slug = room_url.rstrip("/").split("/")[-1]
+    bob.driver.get(room_url)
+    assert "403" in bob.driver.page_source or "Forbidden" in bob.driver.page_source  # not a member yet
+    alice.driver.find_element(By.CSS_SELECTOR, "#invite input[name=username]").send_keys(bob.username)
+    alice.driver.find_element(By.CSS_SELECTOR, "#invite button").click()
+    wait_for(lambda: alice.driver.find_elements(By.CSS_SELECTOR, '#members li[data-username="%s"]' % bob.username),
+             20, "bob to be listed as a member")
+    bob.driver.get(room_url)
+    for page in (alice, bob):
+        page.wait_state("online")
+
+    bob.send("@%s shall we meet at noon?" % alice.username)
+    wait_for(lambda: alice.driver.find_element(By.ID, "notifications").get_attribute("data-unread") == "1", 20,
+             "alice's notifications badge to count the mention")
+    alice.send("yes, at the cafe")
+    wait_texts(bob, ["yes, at the cafe"])
+    wait_texts(alice, ["yes, at the cafe"])
+    mine = alice.driver.find_element(By.XPATH, '//li[@data-id][span[@class="text" and text()="yes, at the cafe"]]')
+    click(alice, "button.edit", within=mine)
+    box = alice.driver.find_element(By.ID, "text")
+    box.clear()
+    box.send_keys("yes, at the library")
+    alice.driver.find_element(By.ID, "send").click()
+    wait_texts(bob, ["yes, at the library"])
+    shown = bob.driver.find_element(By.ID, mine.get_attribute("id"))
+    assert shown.find_element(By.CSS_SELECTOR, ".edited").text == "(edited)"
+    alice.send("ignore this")
+    wait_texts(bob, ["ignore this"])
+    wait_texts(alice, ["ignore this"])
+    gone = alice.driver.find_element(By.XPATH, '//li[@data-id][span[@class="text" and text()="ignore this"]]')
+    gone_id = gone.get_attribute("id")
+    click(alice, "button.delete", within=gone)
+    alice.driver.switch_to.alert.accept()
+    wait_for(lambda: bob.driver.find_element(By.ID, gone_id).get_attribute("class") == "deleted", 20,
+             "bob to see the delete")
+    assert "ignore this" not in bob.texts()
+    alice.screenshot("room-private.png", site)
+
+    bob.driver.get(site.url + "/")  # bob away: alice writes twice
+    alice.send("are you there?")
+    alice.send("bob?")
+
+    counts = []
+
+    def unread():
+        bob.driver.refresh()
+        found = bob.driver.find_elements(By.CSS_SELECTOR, '#rooms li[data-room="%s"]' % slug)
+        counts.append(found[0].get_attribute("data-unread") if found else None)
+        return counts[-1]
+    deadline = time.time() + 20
+    while unread() != "2" and time.time() < deadline:
+        time.sleep(0.5)
+    assert counts[-1] == "2", "bob's room list counted %s" % counts
+    bob.driver.get(room_url)
+    wait_texts(bob, ["are you there?", "bob?"])
+    wait_for(lambda: (bob.driver.get(site.url + "/"), unread())[1] == "0", 20, "bob's unread count to clear")
+    alice.driver.get(site.url + "/notifications/")
+    alice.screenshot("notifications.png", site)
+    assert alice.driver.find_elements(By.CSS_SELECTOR, '#notification-list li.notification[data-state="unread"]')

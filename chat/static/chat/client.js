@@ -20,7 +20,7 @@
   var applied = {};         // seq -> true for every entry of the stream applied
   var lastId = 0;           // highest seq applied with nothing missing below it
   var oldest = 0;           // lowest message id shown (older ones load on scroll)
-  var unread = +facts.unread || 0, readSent = 0, readTimer = null;
+  var unread = +facts.unread || 0, readSent = 0, readAt = 0, readTimer = null;
   var editing = null;       // the id of the message the composer edits
   var outbox = load();      // client_id -> change ({type, text, id}; a bare text is a message), until acked
   var inFlight = {};        // client_id -> when last sent on this socket
@@ -92,6 +92,7 @@
     if (!li) {
       li = document.createElement("li");
       li.setAttribute("data-id", msg.id);
+      li.id = "m" + msg.id;  // notifications link to /rooms/<slug>/#m<id>
       // keep id order even when a broadcast overtakes an earlier one, or older history is loaded
       var next = null;
       for (var id in seen) { if (+id > msg.id && (!next || +id < +next.getAttribute("data-id"))) { next = seen[id]; } }
@@ -250,15 +251,22 @@
     unreadEl.setAttribute("data-unread", count);
     document.title = (count ? "(" + count + ") " : "") + document.title.replace(/^\(\d+\) /, "");
   }
+  function sendRead() {
+    if (mode === "ws" && ws && ws.readyState === WebSocket.OPEN && lastId > readSent) {
+      readSent = lastId;
+      readAt = Date.now();
+      ws.send(JSON.stringify({type: "read", id: lastId}));
+    }
+  }
+  // At once when the last mark is a second old, else when it will be (a timer is the trailing edge
+  // only: a burst of entries still marks its first at once).
   function scheduleRead() {
-    if (readTimer || document.visibilityState !== "visible" || lastId <= readSent) { return; }
-    readTimer = setTimeout(function () {
-      readTimer = null;
-      if (mode === "ws" && ws && ws.readyState === WebSocket.OPEN && lastId > readSent) {
-        readSent = lastId;
-        ws.send(JSON.stringify({type: "read", id: lastId}));
-      }
-    }, 1000);
+    if (document.visibilityState !== "visible" || lastId <= readSent) { return; }
+    var wait = 1000 - (Date.now() - readAt);
+    if (wait <= 0) { return sendRead(); }
+    if (!readTimer) {
+      readTimer = setTimeout(function () { readTimer = null; if (document.visibilityState === "visible") { sendRead(); } }, wait);
+    }
   }
   function readElsewhere(frame) {
     if (frame.room !== room) { return; }
@@ -266,6 +274,7 @@
     showUnread(frame.unread);
   }
   document.addEventListener("visibilitychange", scheduleRead);
+  window.addEventListener("pagehide", function () { if (document.visibilityState === "visible") { sendRead(); } });
 
   // ---- older history ------------------------------------------------------------------------
   function loadOlder() {

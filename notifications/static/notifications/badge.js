@@ -27,7 +27,7 @@
     // Styled from script (the CSSOM is not inline style: a style-src policy allows it).
     box.style.position = "fixed";
     box.style.right = "1em";
-    box.style.bottom = "1em";
+    box.style.top = "3.2em";  // under the header: never over the composer's Send button
     box.style.zIndex = "1000";
     document.body.appendChild(box);
     return box;
