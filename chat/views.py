@@ -20,13 +20,17 @@ from .models import Membership, Message, Room
 from .poll import parse_after
 
 
-def _room_list(request, form, status=200):
-    """The rooms the user may open, with their unread counts."""
-    rooms = list(Room.objects.visible_to(request.user))
-    unread = reads.counts(request.user, rooms)
+def _rooms(user):
+    """The rooms the user may open, each with its unread count (`unread`)."""
+    rooms = list(Room.objects.visible_to(user))
+    unread = reads.counts(user, rooms)
     for room in rooms:
         room.unread = unread.get(room.pk, 0)
-    return render(request, "chat/room_list.html", {"rooms": rooms, "form": form}, status=status)
+    return rooms
+
+
+def _room_list(request, form, status=200):
+    return render(request, "chat/room_list.html", {"rooms": _rooms(request.user), "form": form}, status=status)
 
 
 @require_GET
@@ -72,6 +76,7 @@ def room_detail(request, slug):
         "max_length": settings.CHAT_MESSAGE_MAX_LENGTH,
         "ws_protocol": protocol.VERSION,
         "unread": reads.count(request.user, room),
+        "rooms": _rooms(request.user),  # the other rooms' counts, which read frames update live
         "members": room.memberships.select_related("user") if room.private else (),
         "manageable": room.manageable_by(request.user),
         "member_error": request.GET.get("member_error", ""),

@@ -258,8 +258,19 @@ def test_private_room_mentions_edits_and_unread(site, pages):
     while unread() != "2" and time.time() < deadline:
         time.sleep(0.5)
     assert counts[-1] == "2", "bob's room list counted %s" % counts
+    bob.driver.get(site.url + "/rooms/lobby/")  # another room's page lists the rooms' counts too
+    bob.wait_state("online")
+
+    def listed():
+        item = bob.driver.find_element(By.CSS_SELECTOR, '#rooms li[data-room="%s"]' % slug)
+        return item.get_attribute("data-unread")
+    assert listed() == "2"
+    lobby = bob.driver.current_window_handle
+    bob.driver.switch_to.new_window("tab")  # bob reads the room in a second tab...
     bob.driver.get(room_url)
     wait_texts(bob, ["are you there?", "bob?"])
+    bob.driver.switch_to.window(lobby)  # ...and the first tab's count drops live (a read frame)
+    wait_for(lambda: listed() == "0", 20, "the lobby tab's count for the room to clear")
     wait_for(lambda: (bob.driver.get(site.url + "/"), unread())[1] == "0", 20, "bob's unread count to clear")
     alice.driver.get(site.url + "/notifications/")
     alice.screenshot("notifications.png", site)

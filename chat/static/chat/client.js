@@ -268,7 +268,16 @@
       readTimer = setTimeout(function () { readTimer = null; if (document.visibilityState === "visible") { sendRead(); } }, wait);
     }
   }
+  // A read mark of this user from any tab, in any room: the rooms list's count for that room, and
+  // this room's own when it is this room.
   function readElsewhere(frame) {
+    var item = document.querySelector('#rooms li[data-room="' + CSS.escape(frame.room) + '"]');
+    if (item) {
+      item.setAttribute("data-unread", frame.unread);
+      var badge = item.querySelector(".unread-count");
+      badge.textContent = frame.unread;
+      badge.hidden = !frame.unread;
+    }
     if (frame.room !== room) { return; }
     if (frame.id > readSent) { readSent = frame.id; }
     showUnread(frame.unread);
@@ -426,6 +435,7 @@
       statusEl.setAttribute("data-protocol", ws.protocol);  // the subprotocol daphne selected
       catchUp();
       flushOutbox();
+      scheduleRead();  // what the page showed before the socket opened is read too
       heard = Date.now();
       pingTimer = setInterval(function () {
         // The server answers every ping: a socket silent for 30 s is dead (its interface host cut
