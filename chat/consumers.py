@@ -28,12 +28,13 @@ def ws_connect(message, slug):
         logger.info("Refused socket for room %r (user %s)", slug, message.user)
         message.reply_channel.send({"close": True})
         return
-    sockets.remember(message.channel_session, message.user, room)
-    # Accept before joining the group: a broadcast must never overtake the handshake.
+    groups = [room.group, sockets.user_group(message.user.pk)] + token_auth.groups(message)
+    sockets.remember(message.channel_session, message.user, room, groups)
+    # Accept before joining the groups: a broadcast must never overtake the handshake.
     message.reply_channel.send({"accept": True}, immediately=True)
-    Group(room.group).add(message.reply_channel)
-    token_auth.join(message)  # revoking the token closes it
-    Group(sockets.user_group(message.user.pk)).add(message.reply_channel)
+    for group in groups:
+        Group(group).add(message.reply_channel)
+    token_auth.check_revoked(message)  # a revocation between the lookup and the join missed this socket
     first = not Presence.live(room).filter(user=message.user).exists()
     Presence.objects.update_or_create(
         reply_channel=message.reply_channel.name, defaults={"room": room, "user": message.user})
@@ -52,9 +53,11 @@ def ws_receive(message, slug):
         if frame["type"] == "ping":
             ratelimit.spend(message.channel_session)
             Presence.objects.filter(reply_channel=message.reply_channel.name).update(seen=timezone.now())
-            # Joining again is idempotent and refreshes the membership: a socket whose group entry
-            # was lost (a Redis restart without persistence) is back in the room within one ping.
-            Group(room.group).add(message.reply_channel)
+            # Joining again is idempotent and refreshes the membership: a socket whose group entries
+            # were lost (a Redis restart without persistence) is back in its room, its user's group
+            # and its token's (which revocation closes) within one ping.
+            for group in sockets.groups(message):
+                Group(group).add(message.reply_channel)
             message.reply_channel.send(protocol.encode({"type": "pong"}))
         elif frame["type"] == "read":
             _read(message, room, frame)
@@ -113,8 +116,8 @@ def ws_disconnect(message, slug):
     room = message.room
     if room is None:
         return
-    Group(room.group).discard(message.reply_channel)
-    Group(sockets.user_group(message.user.pk)).discard(message.reply_channel)
+    for group in sockets.groups(message):
+        Group(group).discard(message.reply_channel)
     Presence.objects.filter(reply_channel=message.reply_channel.name).delete()
     if not Presence.live(room).filter(user=message.user).exists():
         _presence(room, "leave", message.user, announce=True)

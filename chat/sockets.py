@@ -1,4 +1,4 @@
-"""What a socket carries from its handshake to its later frames: its user and its room."""
+"""What a socket carries from its handshake to its later frames: its user, its room, its groups."""
 import functools
 
 from channels.sessions import channel_session
@@ -8,6 +8,7 @@ from django.contrib.auth.models import AnonymousUser
 from .models import Room
 
 KEY = "chat_socket"
+GROUPS = "chat_groups"
 
 
 def user_group(user_pk):
@@ -15,9 +16,17 @@ def user_group(user_pk):
     return "user-%d" % user_pk
 
 
-def remember(session, user, room):
-    """Called at the handshake, once the user and the room were looked up."""
+def remember(session, user, room, groups):
+    """Called at the handshake, once the user and the room were looked up; `groups`: the groups the
+    socket joins (its room's, its user's, its API token's), which each ping joins again and the
+    disconnect leaves."""
     session[KEY] = [user.pk, user.get_username(), room.pk, room.slug, user.is_staff]
+    session[GROUPS] = list(groups)
+
+
+def groups(message):
+    """The groups a socket joined at its handshake (a socket of an older release: its room's)."""
+    return message.channel_session.get(GROUPS) or [message.room.group]
 
 
 def socket_user(func):

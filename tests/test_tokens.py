@@ -301,5 +301,19 @@ class SocketTests(ChannelTestCase):
         Group(self.row.group).add("test.reply")
         ApiToken.objects.filter(pk=self.row.pk).update(revoked=timezone.now())
         message = type("Message", (), {"api_token": self.row, "reply_channel": Channel("test.reply")})
-        auth.join(message)
+        auth.check_revoked(message)
         self.assertEqual(self.get_next_message("test.reply", require=True).content, {"close": True})
+
+    def test_a_ping_joins_the_tokens_group_again(self):
+        """A token socket whose group entry was lost (a Redis restart) is back in the token's group
+        after one ping, so a revocation still closes it."""
+        client = self.connect("?token=" + self.token)
+        while client.receive(json=False) is not None:
+            pass
+        reply_channel = client.reply_channel
+        Group(self.row.group).discard(reply_channel)
+        client.send_and_consume("websocket.receive", text='{"type": "ping"}', path="/ws/rooms/lobby/")
+        while client.receive(json=False) is not None:
+            pass
+        auth.revoke(self.row)
+        self.assertEqual(client.receive(json=False), {"close": True})

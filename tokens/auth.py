@@ -124,15 +124,18 @@ def handshake_user(message):
     return message.user if token is None else token.user
 
 
-def join(message):
-    """After the accept: a socket opened with a token joins the token's group, which revocation
-    closes. A revocation that ran between the handshake's lookup and this join missed the socket:
-    the token is read once more after joining, and the socket closed if it was revoked meanwhile."""
+def groups(message):
+    """The groups a socket opened with a token joins: the token's, which revocation closes."""
     token = getattr(message, "api_token", None)
-    if token is None:
-        return
-    Group(token.group).add(message.reply_channel)
-    if ApiToken.objects.filter(pk=token.pk, revoked__isnull=False).exists():
+    return [] if token is None else [token.group]
+
+
+def check_revoked(message):
+    """After the socket joined its groups: a revocation that ran between the handshake's lookup and
+    the join missed it, so the token is read once more, and the socket closed if it was revoked
+    meanwhile."""
+    token = getattr(message, "api_token", None)
+    if token is not None and ApiToken.objects.filter(pk=token.pk, revoked__isnull=False).exists():
         message.reply_channel.send({"close": True}, immediately=True)
 
 
