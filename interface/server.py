@@ -117,6 +117,10 @@ class AnsweredRequest(WebRequest):
             logger.info("Refused a WebSocket handshake with a line break inside a header")
             self.basic_error(400, b"Bad Request", "A header holds a control character.")
             return
+        # daphne 1.4 takes the request's script prefix (ASGI root_path) from a Daphne-Root-Path
+        # header of the client's own; the site is served at / (daphne's --root-path, empty), so a
+        # client may not move the links Django builds for it: the header is dropped, whoever sent it.
+        self.requestHeaders.removeHeader(b"Daphne-Root-Path")
         super(AnsweredRequest, self).process()
 
     def finish(self):

@@ -143,3 +143,15 @@ def test_nginx_errors_carry_the_security_headers(site):
             assert headers.get_all(name) == [value], (status, name, headers.get_all(name))
     (status, _, body), = exchange(site, get(b"/healthz"))[0]
     assert status == 200 and "python" not in json.loads(body.decode())
+
+
+def test_client_root_path_is_ignored(site):
+    """A client's Daphne-Root-Path header (daphne 1.4 made it the request's script prefix, so the
+    links Django builds in the answer would point under the client's path) changes nothing, through
+    nginx and straight to daphne (the asgi shape serves every page from daphne)."""
+    only(site, ("asgi-ipc",))
+    for unix in (None, site.paths.daphne_socket(0)):
+        (status, _, body), = exchange(site, get(b"/accounts/login/", headers=b"Daphne-Root-Path: /evil\r\n"),
+                                      unix=unix)[0]
+        assert status == 200 and b"/evil" not in body, (unix, body[:300])
+        assert b'href="/accounts/signup/"' in body
