@@ -86,11 +86,12 @@ else:
     # A worker host cut off in the middle of a transaction keeps its row locks (the per-room id
     # counter) until its link returns: every other worker storing into that room waited (13.8 s
     # without an ack in the cross-host fault suite). The server ends such a session after this
-    # long idle inside a transaction (the chat's transactions take milliseconds); the cut worker's
+    # long idle inside a transaction (the chat's transactions take milliseconds: 1 s, not 5, which
+    # kept users waiting 5-6 s at the median through a cut, docs/scaling.md); the cut worker's
     # frames are lost and resent by their clients. Keepalives find a vanished client sooner too.
     DATABASES["default"]["OPTIONS"] = {
         "options": "-c idle_in_transaction_session_timeout=%d" % (
-            1000 * env.integer("DB_IDLE_IN_TRANSACTION_TIMEOUT", 5, minimum=1)),
+            1000 * env.integer("DB_IDLE_IN_TRANSACTION_TIMEOUT", 1, minimum=1)),
         "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
     }
 
