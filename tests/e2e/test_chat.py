@@ -16,7 +16,6 @@ from harness.servers import wait_for
 
 from .chatter import Chatter
 
-
 # Layouts whose channel layer another layout runs in the same way (the shape differs, not what a
 # SIGKILLed worker does to the layer's messages): tests of the layer alone run once per layer, to
 # keep make test near 25 minutes.
