@@ -87,11 +87,7 @@ def server_error(client_id):
 def _post(message, room, frame):
     ratelimit.admit(message.channel_session, frame["client_id"], stored=lambda client_id: Message.objects.filter(
         user_id=message.user.pk, client_id=client_id).exists())
-    if frame["type"] == "message":
-        stored, created = Message.post(room, message.user, frame["client_id"], frame["text"])
-    else:
-        stored, created = edits.change(room, message.user, frame["client_id"], frame["type"], frame["id"],
-                                       frame.get("text"))
+    stored, created = edits.store(room, message.user, frame)
     # Committed: the broadcast, the ack, the long polls' answer and the moderation job leave at once
     # (channels would hold them until the consumer returns), in one layer round trip.
     # A resend is broadcast again too: the first try may have died between storing and sending.

@@ -6,6 +6,14 @@ from .exceptions import ClientError
 from .models import Message, next_seq
 
 
+def store(room, user, frame):
+    """What a validated change frame (protocol.validate) asks for, done: a message stored, or an
+    edit or delete applied; returns (entry, created) either way."""
+    if frame["type"] == Message.MESSAGE:
+        return Message.post(room, user, frame["client_id"], frame["text"])
+    return change(room, user, frame["client_id"], frame["type"], frame["id"], frame.get("text"))
+
+
 def change(room, user, client_id, kind, target, text=None):
     """Apply an edit (`text`) or a delete of message `target` by `user`; returns (entry, created).
     A resend (the same user and client_id) returns the stored entry and changes nothing; editing a

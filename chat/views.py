@@ -142,11 +142,7 @@ def _post_message(request, room):
         frame = protocol.validate(fields)
         if frame["type"] not in protocol.CHANGES:
             raise ClientError("unknown_type", "send read marks over the WebSocket")
-        if frame["type"] == "message":
-            stored, created = Message.post(room, request.user, frame["client_id"], frame["text"])
-        else:
-            stored, created = edits.change(room, request.user, frame["client_id"], frame["type"], frame["id"],
-                                           frame.get("text"))
+        stored, created = edits.store(room, request.user, frame)
     except ClientError as error:
         return JsonResponse(error.as_frame(), status=403 if error.code == "not_yours" else 400)
     delivery.deliver(room, stored, created)
