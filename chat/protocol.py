@@ -83,11 +83,6 @@ def validate(frame):
     return checked
 
 
-def validate_message(frame):
-    """The message fields of a frame (or form); see validate()."""
-    return validate(dict(frame, type="message"))
-
-
 def _id(frame, client_id, minimum=1):
     """The `id` a frame names (a message's place in the room), as an int."""
     value = frame.get("id")

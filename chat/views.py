@@ -68,6 +68,7 @@ PAGE = 50
 def room_detail(request, slug):
     room = _admitted_room(request, slug)
     history = list(room.messages.select_related("user", "room").order_by("-seq")[:PAGE])[::-1]
+    rooms = _rooms(request.user)  # the room list's counts, which read frames keep live; this one's among them
     return render(request, "chat/room.html", {
         "room": room,
         # Escaped so message text can never close the <script> element it sits in.
@@ -75,8 +76,8 @@ def room_detail(request, slug):
         .replace(">", "\\u003e").replace("&", "\\u0026"),
         "max_length": settings.CHAT_MESSAGE_MAX_LENGTH,
         "ws_protocol": protocol.VERSION,
-        "unread": reads.count(request.user, room),
-        "rooms": _rooms(request.user),  # the other rooms' counts, which read frames update live
+        "unread": next(listed.unread for listed in rooms if listed.pk == room.pk),
+        "rooms": rooms,
         "members": room.memberships.select_related("user") if room.private else (),
         "manageable": room.manageable_by(request.user),
         "member_error": request.GET.get("member_error", ""),
