@@ -17,7 +17,7 @@ def spend(session, client_id=None, now=None):
     tokens = _tokens(session, now)
     if tokens < 1:
         session[KEY] = (tokens, now)
-        raise _limited(client_id, tokens)
+        raise limited(client_id, tokens)
     session[KEY] = (tokens - 1, now)
 
 
@@ -33,7 +33,7 @@ def admit(session, client_id, now=None, stored=None):
     now = time.time() if now is None else now
     refused = session.get(REFUSED)
     if refused is not None and client_id != refused:
-        raise _limited(client_id, _tokens(session, now), waiting_for=refused)
+        raise limited(client_id, _tokens(session, now), waiting_for=refused)
     try:
         spend(session, client_id, now)
     except ClientError:
@@ -47,15 +47,20 @@ def admit(session, client_id, now=None, stored=None):
 
 
 def _tokens(session, now):
-    burst, rate = settings.CHAT_RATE_BURST, settings.CHAT_RATE_PER_SECOND
-    tokens, at = session.get(KEY, (burst, now))
+    tokens, at = session.get(KEY, (settings.CHAT_RATE_BURST, now))
+    return refill(tokens, at, now)
+
+
+def refill(tokens, at, now):
+    """A bucket's tokens at `now`, that held `tokens` at `at`."""
     # max(): workers on other machines may have clocks a little behind the one that wrote this
-    return min(burst, tokens + max(0.0, now - at) * rate)
+    return min(settings.CHAT_RATE_BURST, tokens + max(0.0, now - at) * settings.CHAT_RATE_PER_SECOND)
 
 
-def _limited(client_id, tokens, **fields):
+def limited(client_id, tokens, what="frames", **fields):
+    """The rate_limited error of a bucket holding `tokens`: retry_after_ms is when it has one."""
     burst, rate = settings.CHAT_RATE_BURST, settings.CHAT_RATE_PER_SECOND
     return ClientError(
-        "rate_limited", "too many frames: at most %d at once, then %g per second" % (burst, rate), client_id,
+        "rate_limited", "too many %s: at most %d at once, then %g per second" % (what, burst, rate), client_id,
         # round(): 0.6 token at 4 per second is 150 ms, not the 151 of float noise
         retry_after_ms=int(math.ceil(round(max(0.0, 1 - tokens) / rate * 1000, 3))), **fields)

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.http import JsonResponse
 
+from chat import ratelimit
 from chat.exceptions import ClientError
 from chat.protocol import MAX_CLIENT_ID
 
@@ -48,10 +49,7 @@ def spend(key, client_id=None, now=None):
         SendBucket.objects.filter(at__lt=now - burst / rate).delete()
         return
     tokens, at = SendBucket.objects.values_list("tokens", "at").get(credential=key)
-    tokens = min(burst, tokens + max(0.0, now - at) * rate)
-    raise ClientError(
-        "rate_limited", "too many sends: at most %d at once, then %g per second" % (burst, rate), client_id,
-        retry_after_ms=int(math.ceil(round(max(0.0, 1 - tokens) / rate * 1000, 3))))
+    raise ratelimit.limited(client_id, ratelimit.refill(tokens, at, now), what="sends")
 
 
 def _take(key, now, burst, rate):
