@@ -22,7 +22,7 @@ class Notification(models.Model):
 
     def get_absolute_url(self):
         """Where the message is: its room, scrolled to it."""
-        return "/rooms/%s/#m%d" % (self.room.slug, self.message.seq)
+        return "%s#m%d" % (self.room.get_absolute_url(), self.message.seq)
 
     @classmethod
     def record(cls, wanted):

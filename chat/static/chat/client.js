@@ -159,14 +159,8 @@
     var li = document.createElement("li");
     li.className = "pending";
     li.setAttribute("data-client-id", clientId);
-    var who = document.createElement("span");
-    who.className = "user";
-    who.textContent = me;
-    var t = document.createElement("span");
-    t.className = "text";
-    t.textContent = text;
-    li.appendChild(who);
-    li.appendChild(t);
+    li.appendChild(span("user", me));
+    li.appendChild(span("text", text));
     list.appendChild(li);
   }
 
