@@ -54,7 +54,6 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "ops.middleware.served_by",
 ]
 
@@ -122,8 +121,8 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 # HSTS on secure responses only when the site is served over HTTPS (a year unless CHAT_HSTS_SECONDS).
 SECURE_HSTS_SECONDS = env.integer("HSTS_SECONDS", 31536000, minimum=0) if env.boolean("HTTPS", False) else 0
-X_FRAME_OPTIONS = "DENY"
-SECURE_CONTENT_TYPE_NOSNIFF = True
+# X-Frame-Options and X-Content-Type-Options are in my_project/headers.py HEADERS with the rest (nginx
+# and the long-polls send that list too), not also in Django's X_FRAME_OPTIONS and NOSNIFF settings.
 # No "X-XSS-Protection: 1; mode=block" (SecurityMiddleware's): browsers' XSS auditors are gone, and where
 # one remains its blocking mode could be used to cut scripts out of a page; HEADERS sends "0" instead.
 SECURE_BROWSER_XSS_FILTER = False
