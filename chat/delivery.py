@@ -30,12 +30,16 @@ def message_sends(room, stored, created, ack_to=None):
         sends.append((CHANNEL, MODERATION_CHANNEL, {
             "message_id": getattr(stored, "target_pk", stored.pk), "text": stored.text}))
     if created and stored.kind == stored.MESSAGE and "@" in stored.text:
-        # Who it mentions is parsed and looked up by the background pool, never here; the job
-        # carries what the notification frames need, so the pool reads no message back.
-        sends.append((CHANNEL, NOTIFY_CHANNEL, {
-            "message_id": stored.pk, "seq": stored.seq, "room_id": room.pk, "room": room.slug,
-            "user_id": stored.user_id, "user": frame["user"], "text": stored.text}))
+        # Who it mentions is parsed and looked up by the background pool, never here.
+        sends.append((CHANNEL, NOTIFY_CHANNEL, notify_job(stored)))
     return sends
+
+
+def notify_job(stored):
+    """The background.notify job of a stored message: what the notification frames need, so the
+    pool reads no message back (a message as stored has its room and user at hand)."""
+    return {"message_id": stored.pk, "seq": stored.seq, "room_id": stored.room_id, "room": stored.room.slug,
+            "user_id": stored.user_id, "user": stored.user.get_username(), "text": stored.text}
 
 
 def deliver(room, stored, created, ack_to=None):

@@ -5,7 +5,7 @@ import time
 
 from channels import DEFAULT_CHANNEL_LAYER, channel_layers
 
-from chat import protocol
+from chat import delivery, protocol
 from chat.models import Message, Room
 from chat.sockets import user_group
 from my_project.layers.base import GROUP, receive_batch, send_batch
@@ -21,13 +21,6 @@ BATCH = 100
 LINGER = 0.05
 # The message's text a frame carries at most (the page shows a line of it).
 PREVIEW = 200
-
-
-def job_of(stored):
-    """The notify job of a stored message as chat/delivery.py sends it: all the consumer needs of
-    the message, so it reads none."""
-    return {"message_id": stored.pk, "seq": stored.seq, "room_id": stored.room_id, "room": stored.room.slug,
-            "user_id": stored.user_id, "user": stored.user.get_username(), "text": stored.text}
 
 
 def notify(message):
@@ -69,5 +62,5 @@ def _complete(jobs):
     if not partial:
         return jobs
     stored = Message.objects.select_related("room", "user").in_bulk(partial)
-    return [job if "text" in job else job_of(stored[job["message_id"]])
+    return [job if "text" in job else delivery.notify_job(stored[job["message_id"]])
             for job in jobs if "text" in job or job["message_id"] in stored]

@@ -12,7 +12,6 @@ from django.test import Client as PageClient, RequestFactory
 from chat import delivery, edits
 from chat.models import Membership, Message, Room
 from chat.sockets import user_group
-from notifications import consumers
 from notifications.context_processors import unread
 from notifications.models import Notification
 
@@ -55,7 +54,7 @@ class JobTests(NotifyTestCase):
         assert self.get_next_message(delivery.NOTIFY_CHANNEL) is None
         stored = self.post("hi @bob", "c1")
         job = self.get_next_message(delivery.NOTIFY_CHANNEL, require=True).content
-        assert job == consumers.job_of(stored)
+        assert job == delivery.notify_job(stored)
         assert job == {"message_id": stored.pk, "seq": stored.seq, "room_id": self.lobby.pk, "room": "lobby",
                        "user_id": self.alice.pk, "user": "alice", "text": "hi @bob"}
         self.post("hi @bob", "c1")
