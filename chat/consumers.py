@@ -120,14 +120,16 @@ def ws_disconnect(message, slug):
 
 
 def _presence(room, event, user, joiner=None, announce=True):
-    """Tell the room who joined or left, with who is online. A join or leave goes to every member,
-    which is members² frames while a big room fills: past CHAT_PRESENCE_BROADCAST_MAX sockets only
-    the joiner hears it (so it still learns who is online)."""
-    broadcast = announce and Presence.live(room).count() <= settings.CHAT_PRESENCE_BROADCAST_MAX
+    """Tell the room who joined or left, with who is online (at most CHAT_PRESENCE_ONLINE_MAX
+    names). A join or leave goes to every member, which is members² frames while a big room
+    fills: past CHAT_PRESENCE_BROADCAST_MAX sockets only the joiner hears it (so it still learns
+    who is online)."""
+    broadcast = announce and not Presence.crowded(room, settings.CHAT_PRESENCE_BROADCAST_MAX)
     if not broadcast and joiner is None:
         return  # a leave in a big room: nobody to tell, nothing to read
+    online, more = Presence.online(room, settings.CHAT_PRESENCE_ONLINE_MAX)
     frame = protocol.encode({"type": "presence", "event": event, "user": user.get_username(),
-                             "online": Presence.online(room)})
+                             "online": online, "online_more": more})
     if broadcast:
         Group(room.group).send(frame)
     else:

@@ -177,6 +177,8 @@ CHAT_POLL_HOLD = env.integer("POLL_HOLD", 25, minimum=1)
 CHAT_PRESENCE_TTL = env.integer("PRESENCE_TTL", 60, minimum=5)
 # Rooms with more sockets than this get no join/leave broadcasts (each would reach every member).
 CHAT_PRESENCE_BROADCAST_MAX = env.integer("PRESENCE_BROADCAST_MAX", 200, minimum=0)
+# A presence frame names at most this many online users (and says whether more are online).
+CHAT_PRESENCE_ONLINE_MAX = env.integer("PRESENCE_ONLINE_MAX", 100, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -226,11 +226,11 @@ class PresenceTests(ConsumerTestCase):
         other = self.connect(bob)
         joined = [f for f in self.frames(self.client) if f["type"] == "presence"]
         self.assertEqual(joined, [{"type": "presence", "event": "join", "user": "bob",
-                                   "online": ["alice", "bob"]}])
+                                   "online": ["alice", "bob"], "online_more": False}])
         other.send_and_consume("websocket.disconnect", path=ROOM)
         left = [f for f in self.frames(self.client) if f["type"] == "presence"]
         self.assertEqual(left, [{"type": "presence", "event": "leave", "user": "bob",
-                                 "online": ["alice"]}])
+                                 "online": ["alice"], "online_more": False}])
 
     def test_second_socket_of_a_user_is_not_a_new_join(self):
         """A user with two tabs joins once and leaves when the last tab closes."""
@@ -256,7 +256,26 @@ class PresenceTests(ConsumerTestCase):
         self.connect(User.objects.create_user("bob", password="pw-bob-12345"))
         self.connect(self.alice)
         self.connect(self.alice)
-        self.assertEqual(Presence.online(Room.objects.get(slug="lobby")), ["alice", "bob"])
+        self.assertEqual(Presence.online(Room.objects.get(slug="lobby"), 10), (["alice", "bob"], False))
+
+    def test_online_list_is_bounded_and_says_more_are_online(self):
+        """Past CHAT_PRESENCE_ONLINE_MAX users the frame names the first ones (by account) and says
+        others are online: a join reads that many users, not the whole room."""
+        for name in ("carol", "bob"):
+            self.connect(User.objects.create_user(name, password="pw-12345-" + name))
+        lobby = Room.objects.get(slug="lobby")
+        self.assertEqual(Presence.online(lobby, 2), (["alice", "carol"], True))
+        self.assertEqual(Presence.online(lobby, 3), (["alice", "bob", "carol"], False))
+        with self.settings(CHAT_PRESENCE_ONLINE_MAX=1):
+            dave = self.connect(User.objects.create_user("dave", password="pw-12345-dave"))
+        self.assertEqual([(f["online"], f["online_more"]) for f in self.frames(dave) if f.get("type") == "presence"],
+                         [(["alice"], True)])
+
+    def test_crowded_counts_live_sockets_up_to_the_limit(self):
+        """crowded(room, n) is whether more than n live sockets are open, however many users own them."""
+        lobby = Room.objects.get(slug="lobby")
+        self.connect(self.alice)
+        self.assertEqual([Presence.crowded(lobby, n) for n in (0, 1, 2)], [True, True, False])
 
 
 class FloodTests(ConsumerTestCase):

@@ -301,7 +301,7 @@
   list.addEventListener("scroll", function () { if (list.scrollTop === 0) { loadOlder(); } });
 
   function presence(frame) {
-    presenceEl.textContent = "Online: " + frame.online.join(", ");
+    presenceEl.textContent = "Online: " + frame.online.join(", ") + (frame.online_more ? " and others" : "");
     presenceEl.setAttribute("data-online", JSON.stringify(frame.online));
   }
 
