@@ -5,11 +5,14 @@ import time
 
 from channels.sessions import channel_session, requeue_messages, wait_channel_name
 
+from my_project import channel_sessions
+
 logger = logging.getLogger(__name__)
 
 NEXT = "__channels_next_order"  # the key enforce_ordering uses, so the two agree
 PARKED_AT = "chat_parked_at"
 RELEASED = "_chat_order_released"  # set on the Message by release()
+WAITING = "_chat_order_waiting"  # set by release(): frames parked on the wait channel, None: unknown
 # A frame parked this long waits for one that a dead worker popped and never ran: stop waiting.
 # The client resends whatever was not acked, so skipping loses nothing; it only unblocks the socket.
 GAP_TIMEOUT = 3.0
@@ -47,7 +50,10 @@ def ordered(func):
                 # the socket's next frames must not wait for it.
                 if not getattr(message, RELEASED, False):
                     release(message)
-                requeue_messages(message)
+                # None parked when the session was saved: a frame parked since has seen that save
+                # (it reads the session after parking) and sent the parked frames round itself.
+                if getattr(message, WAITING, None) != 0:
+                    requeue_messages(message)
             return
         # Early: park it until the frame before it has run.
         message.content[PARKED_AT] = parked_at or time.time()
@@ -77,6 +83,8 @@ def release(message):
     what the next frame's worker wrote meanwhile."""
     session = message.channel_session
     session[NEXT] = message._chat_next_order
-    session.save()
+    # The save reads the wait channel's depth in the same round trip where the store can: one
+    # round trip less per frame than looking for parked frames afterwards.
+    setattr(message, WAITING, channel_sessions.save(session, wait_channel_name(message.reply_channel.name)))
     session.modified = False
     setattr(message, RELEASED, True)

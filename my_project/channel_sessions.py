@@ -63,6 +63,17 @@ class SessionStore(SessionBase):
             raise CreateError
         self._stored = True
 
+    def save_and_depth(self, channel):
+        """save() an existing session; the number of messages waiting on `channel`, read in the
+        same round trip where the store can (the Redis layer, one shard), else None."""
+        if self.session_key is None or not self._stored:
+            self.save()
+            return None
+        data = self.encode(self._get_session())
+        depth = self.backend.set_and_depth(self.session_key, data, settings.CHAT_CHANNEL_SESSION_TTL, channel)
+        self._stored = True
+        return depth
+
     def delete(self, session_key=None):
         session_key = session_key or self.session_key
         if session_key:
@@ -155,6 +166,11 @@ class FileBackend(object):
         os.replace(temporary, path)  # readers see the old value or the new one, never half
         return True
 
+    def set_and_depth(self, key, value, ttl, channel):
+        """set(); None: files tell nothing of the layer's channels."""
+        self.set(key, value, ttl)
+        return None
+
     def delete(self, key):
         for directory in filter(None, (self.directory, self.previous)):
             try:
@@ -176,3 +192,12 @@ class FileBackend(object):
                     os.unlink(path)
             except FileNotFoundError:
                 pass
+
+
+def save(session, channel):
+    """Save a channel session (ours or any SESSION_ENGINE's); the depth of `channel` when the save
+    read it in the same round trip, else None."""
+    if isinstance(session, SessionStore):
+        return session.save_and_depth(channel)
+    session.save()
+    return None

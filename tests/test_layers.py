@@ -275,3 +275,21 @@ def test_redis_values_round_trip_with_expiry():
         assert values.get("k1") is None
     finally:
         server.close()
+
+
+def test_redis_values_set_and_depth_reads_the_channel_in_the_same_round_trip(batch_layer):
+    """set_and_depth stores the value and counts what waits on the channel when both are on one
+    shard, and says None (look yourself) when they are not; files never know."""
+    if not isinstance(batch_layer, RedisChannelLayer):
+        pytest.skip("the Redis layer's values")
+    values = batch_layer.values("session")
+    channel = "__wait__.daphne.response.x?abc"
+    batch_layer.send(channel, {"n": 1})
+    same_shard = batch_layer.consistent_hash("k1") == batch_layer.consistent_hash(channel)
+    assert values.set_and_depth("k1", "v", 60, channel) == (1 if same_shard else None)
+    assert values.get("k1") == "v"
+    key = next(k for k in ("k%d" % n for n in range(2, 50))
+               if batch_layer.consistent_hash(k) != batch_layer.consistent_hash(channel)) \
+        if batch_layer.ring_size > 1 else "k2"
+    expected = None if batch_layer.ring_size > 1 else 1
+    assert values.set_and_depth(key, "w", 60, channel) == expected and values.get(key) == "w"

@@ -463,6 +463,16 @@ class Values(object):
         connection, name = self._where(key)
         return bool(connection.set(name, value, ex=ttl, nx=only_new))
 
+    def set_and_depth(self, key, value, ttl, channel):
+        """set() a value and return how many messages wait on `channel`, in one round trip when
+        both are on one shard; None when they are not (the caller must look at the channel)."""
+        index = self.layer.consistent_hash(key)
+        if index != self.layer.consistent_hash(channel):
+            self.set(key, value, ttl)
+            return None
+        connection, name = self._where(key)
+        return self.layer.scripts.set_depth(connection, name, value, ttl, self.layer.prefix + channel)
+
     def delete(self, key):
         connection, name = self._where(key)
         connection.delete(name)

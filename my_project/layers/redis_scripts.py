@@ -216,6 +216,16 @@ return {full, {}}
 """ % {"fields": len(BATCH_FIELDS), "channel": BATCH_CODES[CHANNEL], "once": BATCH_CODES[GROUP_ONCE]}
 
 
+# A value written (KEYS[1], for `ttl` seconds) and a list's length read (KEYS[2]) in one round trip:
+# a channel session saved as a frame is released, with the depth of the socket's wait channel, so
+# the frame's worker skips looking for parked frames when there are none.
+SET_DEPTH_ARGS = ("value", "ttl")
+LUA_SET_DEPTH = _bind(SET_DEPTH_ARGS) + """
+redis.call('SET', KEYS[1], value, 'EX', ttl)
+return redis.call('LLEN', KEYS[2])
+"""
+
+
 class Scripts(object):
     """A RedisChannelLayer's scripts, registered with its redis-py client; each method builds its
     script's arguments (in the order of the tuples above) and runs it on one shard's client."""
@@ -228,6 +238,7 @@ class Scripts(object):
         self._members = register(LUA_GROUP_MEMBERS)
         self._send = register(LUA_SEND)
         self._batch = register(LUA_BATCH)
+        self._set_depth = register(LUA_SET_DEPTH)
         # What LUA_PUSH takes is fixed for the layer but the stamp, which comes last: built once.
         assert PUSH_ARGS[-1] == "stamp"
         self._push_fixed = self._args(PUSH_ARGS[:-1], {
@@ -274,6 +285,11 @@ class Scripts(object):
             args += [BATCH_CODES[kind], name, body, capacity]
         full, unknown = self._batch(keys=self._stat_keys, args=args, client=client)
         return full, unknown
+
+    def set_depth(self, client, key, value, ttl, list_key):
+        """SET key to value for ttl seconds; the length of list_key (on the same shard)."""
+        return self._set_depth(keys=[key, list_key], args=self._args(SET_DEPTH_ARGS, {"value": value, "ttl": ttl}),
+                               client=client)
 
 
 def pop_many_args(limit):
