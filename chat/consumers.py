@@ -36,8 +36,7 @@ def ws_connect(message, slug):
         Group(group).add(message.reply_channel)
     token_auth.check_revoked(message)  # a revocation between the lookup and the join missed this socket
     first = not Presence.live(room).filter(user=message.user).exists()
-    Presence.objects.update_or_create(
-        reply_channel=message.reply_channel.name, defaults={"room": room, "user": message.user})
+    Presence.open(room, message.user, message.reply_channel.name)
     _presence(room, "join", message.user, joiner=message.reply_channel, announce=first)
 
 

@@ -271,6 +271,14 @@ class PresenceTests(ConsumerTestCase):
         self.assertEqual([(f["online"], f["online_more"]) for f in self.frames(dave) if f.get("type") == "presence"],
                          [(["alice"], True)])
 
+    def test_a_handshake_run_twice_keeps_one_row_per_socket(self):
+        """Presence.open inserts a socket's row, and a redelivered handshake updates it (one row)."""
+        lobby, bob = Room.objects.get(slug="lobby"), User.objects.create_user("bob", password="pw-bob-12345")
+        Presence.open(lobby, self.alice, "daphne.response.x!1")
+        Presence.open(lobby, bob, "daphne.response.x!1")
+        self.assertEqual(list(Presence.objects.filter(reply_channel="daphne.response.x!1").values_list(
+            "user__username", flat=True)), ["bob"])
+
     def test_crowded_counts_live_sockets_up_to_the_limit(self):
         """crowded(room, n) is whether more than n live sockets are open, however many users own them."""
         lobby = Room.objects.get(slug="lobby")
