@@ -50,12 +50,11 @@ def channel_layer():
     return getattr(importlib.import_module(module), name)(**config["CONFIG"])
 
 
-# Seconds a WebSocket handshake may wait for the realtime pool to accept it (daphne's connect
-# timeout, its default). autobahn's own opening-handshake timeout (daphne's handshake timeout, 5 s by
-# default) is the same: at 5 s a burst queued in websocket.connect behind a busy pool was dropped
+# autobahn's own opening-handshake timeout (daphne's handshake timeout, 5 s by default) is daphne's
+# connect timeout here: at 5 s a burst queued in websocket.connect behind a busy pool was dropped
 # (nginx answered 502) while the workers still ran each dropped handshake's connect, and a reconnect
 # storm of 10,000 sockets collapsed into refusals (bench sockets scenario).
-CONNECT_TIMEOUT = 20
+CONNECT_TIMEOUT = base_settings.CHAT_CONNECT_TIMEOUT
 
 
 def main(argv=None):

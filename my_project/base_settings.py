@@ -69,6 +69,15 @@ CHAT_RABBITMQ_PASSWORD = env.string("RABBITMQ_PASSWORD", "")
 # are sized from it, `make run` refuses too few daphnes for it (ops/capacity.py), and the reply
 # lists below follow it.
 CHAT_MAX_SOCKETS = env.integer("MAX_SOCKETS", 20000, minimum=1)
+# Seconds a WebSocket handshake may wait for the realtime pool to accept it: daphne's connect and
+# opening-handshake timeouts (interface/__main__.py) and, on the Redis layer, the life of a
+# websocket.connect message, so no worker runs the connect of a handshake daphne has given up on.
+CHAT_CONNECT_TIMEOUT = env.integer("CONNECT_TIMEOUT", 30, minimum=1)
+# Where a handshake daphne gave up on expires unseen (the Redis layer, tuned), websocket.connect
+# holds one daphne's share of CHAT_MAX_SOCKETS: a reconnect storm waits there for the pool instead
+# of being refused with 503 and retrying (each refusal costs nginx and daphne a handshake: 11,831
+# of them in a storm of 10,000 at 500, which took 41 s; 5000: 7,848 and 35 s).
+_CONNECTS_EXPIRE = CHAT_LAYER == "redis" and CHAT_LAYER_FLAVOR == "tuned"
 _layer_config = {
     "expiry": env.integer("LAYER_EXPIRY", 60, minimum=1),
     "capacity": env.integer("LAYER_CAPACITY", 100, minimum=1),
@@ -87,7 +96,8 @@ _layer_config = {
         # (at 1000 and 10,000 the storm never ended); a quick 503 sends the client to its backoff.
         # At 500 with the 20 s timeout, 20,000 sockets opened with none refused and a storm of
         # 10,002 came back in 96 s (BENCHMARKS.md, 20,000 sockets).
-        "websocket.connect": env.integer("CONNECT_CAPACITY", 500, minimum=1),
+        "websocket.connect": env.integer("CONNECT_CAPACITY", max(500, CHAT_MAX_SOCKETS // 2) if _CONNECTS_EXPIRE
+                                         else 500, minimum=1),
         # daphne closes a socket (1013) whose frame finds websocket.receive full: size it for a few
         # seconds of the realtime pool stalled (a worker host cut off inside a transaction holds a
         # room's lock until PostgreSQL ends its session, 5 s) at the site's frame rate.
@@ -163,6 +173,8 @@ if CHAT_LAYER == "redis":  # every Redis layout: one server, shards, or masters 
         "blpop_timeout": env.number("REDIS_BLPOP_TIMEOUT", 5 if _shards == 1 else 0.2, minimum=0.01),
         "prefix": env.string("REDIS_PREFIX", "chat:"),
     })
+    if _CONNECTS_EXPIRE:
+        _layer_config["channel_expiry"] = {"websocket.connect": CHAT_CONNECT_TIMEOUT}
     if "connection_kwargs" in _layer_config:
         # A Redis host cut off (no reset comes) must not hang a worker or a daphne's sends until
         # TCP gives up, minutes later: a call fails after this long, and the chat resends.

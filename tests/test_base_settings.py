@@ -96,14 +96,21 @@ def test_rabbitmq_settings_errors_say_what_to_set(variables, expected):
 
 def test_reply_lists_follow_max_sockets_and_the_connect_queue_holds_a_burst():
     """A daphne's reply list holds two broadcasts to a room of CHAT_MAX_SOCKETS (all its members on
-    one daphne), so no broadcast is dropped for want of room; websocket.connect holds a burst of
-    hundreds of handshakes (it held 100), no more than the pool accepts in daphne's 5 s; both may
-    still be set outright."""
-    capacities = layer(CHAT_LAYER="redis")["config"]["channel_capacity"]
-    assert capacities["daphne.response*"] == 40000
-    assert capacities["websocket.connect"] == 500
+    one daphne), so no broadcast is dropped for want of room; websocket.connect holds a daphne's
+    share of CHAT_MAX_SOCKETS on the Redis layer, whose connects expire when daphne stops waiting
+    for them (CHAT_CONNECT_TIMEOUT), and a burst of hundreds elsewhere; both may be set outright."""
+    config = layer(CHAT_LAYER="redis")["config"]
+    assert config["channel_capacity"]["daphne.response*"] == 40000
+    assert config["channel_capacity"]["websocket.connect"] == 10000
+    assert config["channel_expiry"] == {"websocket.connect": 30}
+    config = layer(CHAT_LAYER="redis", CHAT_CONNECT_TIMEOUT="12")["config"]
+    assert config["channel_expiry"] == {"websocket.connect": 12}
+    for others in ({"CHAT_LAYER": "ipc"}, {"CHAT_LAYER": "redis", "CHAT_LAYER_FLAVOR": "upstream"}):
+        config = layer(**others)["config"]
+        assert config.get("channel_capacity", {"websocket.connect": 500})["websocket.connect"] == 500
+        assert "channel_expiry" not in config
     capacities = layer(CHAT_LAYER="redis", CHAT_MAX_SOCKETS="1000")["config"]["channel_capacity"]
-    assert capacities["daphne.response*"] == 5000
+    assert capacities["daphne.response*"] == 5000 and capacities["websocket.connect"] == 500
     capacities = layer(CHAT_LAYER="redis", CHAT_RESPONSE_CAPACITY="7", CHAT_CONNECT_CAPACITY="9")["config"]
     assert capacities["channel_capacity"]["daphne.response*"] == 7
     assert capacities["channel_capacity"]["websocket.connect"] == 9

@@ -293,3 +293,20 @@ def test_redis_values_set_and_depth_reads_the_channel_in_the_same_round_trip(bat
         if batch_layer.ring_size > 1 else "k2"
     expected = None if batch_layer.ring_size > 1 else 1
     assert values.set_and_depth(key, "w", 60, channel) == expected and values.get(key) == "w"
+
+
+@needs_redis
+def test_redis_channel_expiry_drops_messages_nobody_waits_for_any_more():
+    """A channel given its own expiry (websocket.connect: as long as daphne waits for the accept)
+    loses its messages after that long, unseen by any receiver; other channels keep the layer's."""
+    server = RedisServer().start()
+    try:
+        layer = RedisChannelLayer(hosts=[server.url], expiry=60, channel_expiry={"websocket.connect": 1})
+        assert (layer.expiry_of("websocket.connect"), layer.expiry_of("websocket.receive")) == (1, 60)
+        layer.send("websocket.connect", {"n": 1})
+        layer.send("websocket.receive", {"n": 2})
+        time.sleep(1.2)
+        assert layer.receive(["websocket.connect"]) == (None, None)
+        assert layer.receive(["websocket.receive"]) == ("websocket.receive", {"n": 2})
+    finally:
+        server.close()

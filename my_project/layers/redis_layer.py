@@ -85,8 +85,11 @@ class RedisChannelLayer(RedisQuestions, asgi_redis.RedisChannelLayer):
     # as the connection lives (a server of the deployment's own, or one whose address never changes).
     reader_reply_timeout = None
 
-    def __init__(self, blpop_timeout=None, reply_batch=100, **kwargs):
+    def __init__(self, blpop_timeout=None, reply_batch=100, channel_expiry=None, **kwargs):
         super(RedisChannelLayer, self).__init__(**kwargs)
+        # {channel glob: seconds} a message sent there lives instead of `expiry` (the first match,
+        # as channel_capacity): websocket.connect's, no longer than daphne waits for its accept.
+        self.channel_expiry = self.compile_capacities(channel_expiry or {})
         if blpop_timeout is not None:
             self.blpop_timeout = blpop_timeout
         self.scripts = Scripts(self)
@@ -135,17 +138,25 @@ class RedisChannelLayer(RedisQuestions, asgi_redis.RedisChannelLayer):
     def _stat_key(self, channel, stat):
         return "%s%s:%s" % (self.stats_prefix, channel, stat)
 
-    def _send_many(self, index, targets):
-        """Send to [(channel, serialized message)] on one shard in one round trip; the positions
-        (from 1) of the full ones."""
+    def _send_many(self, index, targets, expiry=None):
+        """Send to [(channel, serialized message)] on one shard in one round trip, each message
+        living `expiry` seconds (the layer's by default); the positions (from 1) of the full ones."""
         return self.scripts.send(self.connection(index), [
-            (channel, body, self.get_capacity(self._list(channel))) for channel, body in targets])
+            (channel, body, self.get_capacity(self._list(channel))) for channel, body in targets], expiry)
+
+    def expiry_of(self, channel):
+        """Seconds a message sent to `channel` lives."""
+        for pattern, seconds in self.channel_expiry:
+            if pattern.match(channel):
+                return seconds
+        return self.expiry
 
     # ---- ASGI API -------------------------------------------------------------------------------
 
     def send(self, channel, message):
         self.assert_sendable(channel, message)
-        if self._send_many(self.consistent_hash(self._list(channel)), [(channel, self.serialize(message))]):
+        if self._send_many(self.consistent_hash(self._list(channel)), [(channel, self.serialize(message))],
+                           self.expiry_of(channel)):
             raise self.ChannelFull()
 
     def group_channels(self, group):

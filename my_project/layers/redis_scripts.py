@@ -253,8 +253,10 @@ class Scripts(object):
     def _args(names, values):
         return [values[name] for name in names]
 
-    def _push_args(self):
-        return self._push_fixed + [stamp(self.expiry)]
+    def _push_args(self, expiry=None):
+        """LUA_PUSH's arguments; its messages expire after `expiry` seconds (the layer's by default;
+        the lists themselves keep the layer's)."""
+        return self._push_fixed + [stamp(expiry or self.expiry)]
 
     def pop(self, client, list_keys):
         """[list key, item] of the first live message of the lists, or None."""
@@ -268,9 +270,10 @@ class Scripts(object):
         return self._members(keys=[group_key], args=self._args(MEMBERS_ARGS, {"cutoff": cutoff}),
                              client=client)
 
-    def send(self, client, targets):
-        """Push [(channel, body, capacity)]; the positions (from 1) of the full ones."""
-        args = self._push_args()
+    def send(self, client, targets, expiry=None):
+        """Push [(channel, body, capacity)], living `expiry` seconds; the positions (from 1) of the
+        full ones."""
+        args = self._push_args(expiry)
         for target in targets:
             args += target
         return self._send(keys=self._stat_keys, args=args, client=client)
