@@ -68,6 +68,39 @@ def test_a_message_that_cannot_be_held_still_runs(directory):
     assert inflight.read(record.fd) is None
 
 
+def test_a_reclaimable_message_is_held_as_the_layer_hands_it_over(directory):
+    """receiving() holds a chat frame the moment the layer returns it (before routing), the
+    consumer's around() lets go of it without writing it again; other channels are not held, and a
+    frame no consumer takes is let go by unheld()."""
+    record = inflight.Record(directory, "workers-realtime_00")
+    frame = message()
+    answers = iter([("websocket.receive", frame.content), ("http.request", {"path": "/"}),
+                    ("websocket.receive", frame.content)])
+    receive = record.receiving(lambda channels, block=False: next(answers))
+    assert receive(["websocket.receive"], block=True) == ("websocket.receive", frame.content)
+    assert inflight.read(record.fd) == ("websocket.receive", frame.content)
+    with mock.patch.object(record, "hold", wraps=record.hold) as hold:
+        record.around(lambda msg: None)(frame)
+    assert hold.call_count == 0 and inflight.read(record.fd) is None
+    receive(["http.request"])
+    assert inflight.read(record.fd) is None
+    receive(["websocket.receive"])
+    record.unheld("websocket.receive")
+    assert inflight.read(record.fd) is None
+
+
+def test_an_exit_between_the_layer_and_the_consumer_leaves_the_message_to_the_reclaimer(directory):
+    """channels' worker exits at once on SIGTERM until its Message is built: a record holding a
+    message then stays behind, unlocked, for the reclaimer to send back (a clean exit removes it)."""
+    record = inflight.Record(directory, "workers-realtime_00")
+    frame = message()
+    record.receiving(lambda channels, block=False: ("websocket.receive", frame.content))(["websocket.receive"])
+    record.close()
+    fd = inflight.acquire(record.path)
+    assert fd is not None and inflight.read(fd) == ("websocket.receive", frame.content)
+    os.close(fd)
+
+
 def test_a_live_worker_record_is_locked_and_a_clean_exit_removes_it(directory):
     """Nobody takes a live worker's record; one that exits by itself (SIGTERM) leaves no file behind."""
     record = inflight.Record(directory, "workers-realtime_00")

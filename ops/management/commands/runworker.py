@@ -100,6 +100,8 @@ class Command(runworker.Command):
         def counted_match(message):
             found = match(message)
             if found is None:
+                if record is not None:
+                    record.unheld(message.channel.name)
                 return None
             consumer = counters.instrument(found[0])
             if record is not None and message.channel.name in inflight.RECLAIMABLE:
@@ -109,7 +111,8 @@ class Command(runworker.Command):
         router.match = counted_match
         layer = channel_layers[options.get("layer", DEFAULT_CHANNEL_LAYER)]
         # The worker loop's receive is the seam for the layer's outages, as match is for consumers.
-        layer.receive_many = outlast_outages(layer.receive_many, getattr(layer, "OUTAGES", ()))
+        receive_many = layer.receive_many if record is None else record.receiving(layer.receive_many)
+        layer.receive_many = outlast_outages(receive_many, getattr(layer, "OUTAGES", ()))
         counters.flush()
         counters.heartbeat()
         atexit.register(counters.forget)
