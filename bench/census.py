@@ -4,7 +4,7 @@ Run with the interface's Python: it starts daphne on an in-memory layer (accepti
 itself, so no worker is needed), opens the sockets from the load generator's Python, and prints the
 memory traced per socket once they are all open:
 
-    venv-interface/bin/python bench/census.py 2000
+    venv-interface/bin/python bench/census.py 2000 [seconds idle before the census, 3]
 """
 import collections
 import gc
@@ -27,9 +27,11 @@ async def main(n, port):
     opened, gate = [], asyncio.Semaphore(100)
     async def one():
         async with gate:
-            opened.append(await session.ws_connect("http://127.0.0.1:%d/ws/census/" % port))
+            socket = await session.ws_connect("http://127.0.0.1:%d/ws/census/" % port)
+        opened.append(socket)
+        async for _ in socket:  # reading answers daphne's pings
+            pass
     await asyncio.gather(*(one() for _ in range(n)))
-    await asyncio.sleep(3600)
 asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))
 """
 
@@ -61,7 +63,7 @@ def report(before, after, sockets):
         print("  %5.2f  %s" % (count / sockets, name))
 
 
-def main(sockets, port=18760):
+def main(sockets, idle, port=18760):
     layer = ChannelLayer(capacity=sockets * 2)
     state = {"accepted": 0}
 
@@ -82,7 +84,7 @@ def main(sockets, port=18760):
         elif state["accepted"] >= sockets:
             state.setdefault("settled", 0)
             state["settled"] += 1
-            if state["settled"] == 3:  # a few seconds idle: handshake leftovers freed
+            if state["settled"] == idle:  # idle this long: what the handshake left is freed
                 report(state["before"], census(), sockets)
                 state["client"].kill()
                 reactor.stop()
@@ -94,4 +96,4 @@ def main(sockets, port=18760):
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000, int(sys.argv[2]) if len(sys.argv) > 2 else 3)
