@@ -89,13 +89,11 @@ _layer_config = {
                                            env.integer("RESPONSE_CAPACITY", max(5000, 2 * CHAT_MAX_SOCKETS),
                                                        minimum=1)), **{
         # daphne refuses a handshake that finds websocket.connect full (503 "Connection queue at
-        # capacity"; 100 refused bursts of 200): hundreds connecting at once wait here for the
-        # realtime pool. Sized while daphne dropped a handshake after 5 s (autobahn's opening timeout;
-        # it is now daphne's 20 s connect timeout, interface/__main__.py): in a reconnect storm a
-        # longer queue held handshakes that were dropped while the workers still ran their connects
-        # (at 1000 and 10,000 the storm never ended); a quick 503 sends the client to its backoff.
-        # At 500 with the 20 s timeout, 20,000 sockets opened with none refused and a storm of
-        # 10,002 came back in 96 s (BENCHMARKS.md, 20,000 sockets).
+        # capacity"; 100 refused bursts of 200): connecting clients wait here for the realtime pool.
+        # Where connects expire (_CONNECTS_EXPIRE, above) a storm waits here whole. Elsewhere a
+        # longer queue than the pool clears in CHAT_CONNECT_TIMEOUT holds handshakes daphne drops
+        # while the workers still run their connects (at 1000 and 10,000 a storm never ended, when
+        # the timeout was 5 s): 500, and a quick 503 sends the client to its backoff.
         "websocket.connect": env.integer("CONNECT_CAPACITY", max(500, CHAT_MAX_SOCKETS // 2) if _CONNECTS_EXPIRE
                                          else 500, minimum=1),
         # daphne closes a socket (1013) whose frame finds websocket.receive full: size it for a few
