@@ -99,8 +99,12 @@ class Presence(models.Model):
     @classmethod
     def live(cls, room):
         """Sockets of the room heard from recently; a crashed daphne's sockets age out."""
-        cutoff = timezone.now() - datetime.timedelta(seconds=settings.CHAT_PRESENCE_TTL)
-        return cls.objects.filter(room=room, seen__gte=cutoff)
+        return cls.objects.filter(room=room, seen__gte=cls._live_since())
+
+    @staticmethod
+    def _live_since():
+        """The oldest `seen` of a live socket."""
+        return timezone.now() - datetime.timedelta(seconds=settings.CHAT_PRESENCE_TTL)
 
     @classmethod
     def open(cls, room, user, reply_channel):
@@ -134,8 +138,7 @@ class Presence(models.Model):
         loose index scan (the ORM has no recursive query) jumps from one user to the next in the
         index: one lookup per user, the same SQL on SQLite and PostgreSQL."""
         table = connection.ops.quote_name(cls._meta.db_table)
-        cutoff = connection.ops.adapt_datetimefield_value(
-            timezone.now() - datetime.timedelta(seconds=settings.CHAT_PRESENCE_TTL))
+        cutoff = connection.ops.adapt_datetimefield_value(cls._live_since())
         live = "FROM %s WHERE room_id = %%s AND seen >= %%s" % table
         with connection.cursor() as cursor:
             cursor.execute(

@@ -92,9 +92,9 @@ class Record(object):
             return channel, content
         return receive
 
-    def unheld(self, channel):
-        """A message of `channel` will not be consumed here (no consumer matched): let go of it."""
-        if channel in RECLAIMABLE and self._held is not None:
+    def unheld(self):
+        """The message taken will not be consumed here (no consumer matched): let go of it."""
+        if self._held is not None:  # only a reclaimable message is ever held
             self.clear()
 
     def around(self, consumer):

@@ -85,7 +85,7 @@ def test_a_reclaimable_message_is_held_as_the_layer_hands_it_over(directory):
     receive(["http.request"])
     assert inflight.read(record.fd) is None
     receive(["websocket.receive"])
-    record.unheld("websocket.receive")
+    record.unheld()
     assert inflight.read(record.fd) is None
 
 

@@ -101,7 +101,7 @@ class Command(runworker.Command):
             found = match(message)
             if found is None:
                 if record is not None:
-                    record.unheld(message.channel.name)
+                    record.unheld()
                 return None
             consumer = counters.instrument(found[0])
             if record is not None and message.channel.name in inflight.RECLAIMABLE:
